@@ -1,0 +1,83 @@
+// The event envelope and its codec to and from Kafka records (CloudEvents Kafka binary binding).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "cafes/persistence/errc.hpp"
+#include "cafes/persistence/record.hpp"
+#include "cafes/persistence/types.hpp"
+
+namespace cafes {
+
+/// The version of the envelope layout that this build writes (header ce_cafesenvelope).
+inline constexpr std::uint32_t envelope_version = 1;
+/// The default bound on one encoded event (value plus key plus headers), in bytes.
+inline constexpr std::size_t default_max_event_bytes = 1 << 20;
+
+/// The header names of the wire format. docs/wire-format.md describes each one.
+namespace hdr {
+inline constexpr std::string_view specversion = "ce_specversion";
+inline constexpr std::string_view id = "ce_id";
+inline constexpr std::string_view type = "ce_type";
+inline constexpr std::string_view source = "ce_source";
+inline constexpr std::string_view subject = "ce_subject";
+inline constexpr std::string_view time = "ce_time";
+inline constexpr std::string_view content_type = "content-type";
+inline constexpr std::string_view seq = "ce_cafesseq";
+inline constexpr std::string_view schema = "ce_cafesschema";
+inline constexpr std::string_view envelope = "ce_cafesenvelope";
+inline constexpr std::string_view causation = "ce_causationid";
+inline constexpr std::string_view node = "ce_cafesnode";
+inline constexpr std::string_view epoch = "ce_cafesepoch";
+} // namespace hdr
+
+inline constexpr std::string_view cloudevents_specversion = "1.0";
+inline constexpr std::string_view msgpack_content_type = "application/msgpack";
+
+/// One journaled event and its metadata.
+struct event_envelope {
+  aggregate_id id;               ///< record key and ce_subject
+  seq_nr seq{0};                 ///< per-aggregate sequence number, from 1, no gaps
+  std::string type;              ///< registered event type name (ce_type)
+  std::uint32_t schema_version = 1; ///< version of the event type's schema
+  std::string source;            ///< ce_source, "/cafes/<namespace>/<aggregate>"
+  std::string event_id;          ///< ce_id; "<id>/<seq>" when left empty
+  std::int64_t time_ms = 0;      ///< ce_time as milliseconds since the Unix epoch; 0 = now
+  std::string command_id;        ///< the command that caused it (causation id), may be empty
+  std::string writer_node;       ///< the node that wrote it
+  std::uint64_t writer_epoch = 0; ///< the writer's ownership epoch
+  std::string payload;           ///< the event itself: a msgpack map
+
+  friend bool operator==(const event_envelope&, const event_envelope&) = default;
+};
+
+/// Limits that the codec enforces.
+struct codec_limits {
+  std::size_t max_event_bytes = default_max_event_bytes;
+};
+
+/// Encodes an envelope into a record for `topic`. Fails with invalid_aggregate_id,
+/// reserved_aggregate_id, invalid_argument (seq 0, empty type, payload not a msgpack map)
+/// or event_too_large. The partition is left for the caller.
+expected<record> encode_event(const event_envelope& e, std::string topic,
+                              const codec_limits& limits = {});
+
+/// Decodes a record read from a journal topic. Fails with missing_header, bad_header,
+/// unsupported_version or malformed_record; the message names topic, partition and offset.
+expected<event_envelope> decode_event(const record& r);
+
+/// Formats milliseconds since the epoch as RFC 3339 UTC ("2026-11-26T06:30:00.123Z").
+std::string format_rfc3339(std::int64_t ms);
+/// Parses an RFC 3339 timestamp with a 'Z' or numeric offset; nullopt-like error on failure.
+expected<std::int64_t> parse_rfc3339(std::string_view s);
+
+/// Checks that `bytes` is one complete msgpack map and nothing else, within size limits
+/// derived from its length, so that hostile input cannot make the decoder allocate much.
+expected<void> check_msgpack_map(std::string_view bytes);
+
+/// Returns "topic/partition@offset" for error messages.
+std::string where(const record& r);
+
+} // namespace cafes

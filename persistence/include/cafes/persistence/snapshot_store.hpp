@@ -1,0 +1,83 @@
+// The snapshot store: the latest state per aggregate and a checkpoint per partition.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "cafes/persistence/errc.hpp"
+#include "cafes/persistence/kafka_config.hpp"
+#include "cafes/persistence/record.hpp"
+#include "cafes/persistence/types.hpp"
+
+namespace cafes {
+
+/// The version of the snapshot record layout that this build writes.
+inline constexpr std::uint32_t snapshot_format_version = 1;
+/// The record key of a partition's checkpoint in the snapshot topic.
+inline constexpr std::string_view checkpoint_key = "__cafes.checkpoint";
+
+/// An aggregate's state after its event `seq`, which sits at `journal_offset`.
+struct snapshot {
+  aggregate_id id;
+  seq_nr seq{0};
+  offset journal_offset{-1};
+  std::string state_type;          ///< registered state type name
+  std::uint32_t state_version = 1; ///< schema version of the state
+  std::string state;               ///< msgpack bytes of the state
+  friend bool operator==(const snapshot&, const snapshot&) = default;
+};
+
+/// Encodes a snapshot as a record of `topic` (key = id, value = msgpack map).
+expected<record> encode_snapshot(const snapshot& s, std::string topic);
+/// Decodes a snapshot record; malformed_record or unsupported_version on bad input.
+expected<snapshot> decode_snapshot(const record& r);
+
+/// Encodes the checkpoint of partition `p` as a record of `topic` under checkpoint_key.
+record encode_checkpoint(std::string topic, partition_id p, offset o);
+/// Decodes a checkpoint record; malformed_record or unsupported_version on bad input.
+expected<offset> decode_checkpoint(const record& r);
+
+/// Called once per save with the outcome; may run on a thread of the store's.
+using save_callback = std::function<void(expected<void>)>;
+
+/// Snapshots of one aggregate type: topic `<ns>.<aggregate>.snapshots` (compacted), with the
+/// same partitions as the journal. The latest record per key wins.
+class snapshot_store {
+ public:
+  virtual ~snapshot_store() = default;
+
+  /// Saves a snapshot to the partition of its id; the outcome goes to `cb`.
+  virtual void save(snapshot s, save_callback cb) = 0;
+
+  /// Returns the latest snapshot of `id`, or nullopt if it has none.
+  virtual expected<std::optional<snapshot>> load(const aggregate_id& id) = 0;
+
+  /// Calls `f` once for the latest snapshot of every aggregate in partition `p`.
+  /// A record that does not decode goes to `bad` (if set) and the scan goes on.
+  virtual expected<void> scan(partition_id p, const std::function<void(snapshot)>& f,
+                              const std::function<void(const record&, const error&)>& bad = {}) = 0;
+
+  /// Stores the checkpoint of partition `p`: every event below `o` is covered by a snapshot.
+  virtual expected<void> save_checkpoint(partition_id p, offset o) = 0;
+
+  /// Returns the checkpoint of partition `p`, or nullopt if none was stored.
+  virtual expected<std::optional<offset>> load_checkpoint(partition_id p) = 0;
+
+  virtual std::int32_t partitions() const noexcept = 0;
+
+  /// Saves and waits for the outcome.
+  expected<void> save_sync(snapshot s);
+};
+
+/// Creates an in-memory snapshot store.
+std::unique_ptr<snapshot_store> make_memory_snapshot_store(std::int32_t partitions);
+
+/// Opens the snapshot store on `topic` (which must exist with `partitions` partitions).
+expected<std::unique_ptr<snapshot_store>> make_kafka_snapshot_store(const kafka_config& cfg,
+                                                                    std::string topic,
+                                                                    std::int32_t partitions);
+
+} // namespace cafes

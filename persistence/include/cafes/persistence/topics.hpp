@@ -1,0 +1,32 @@
+// Topic provisioning: create missing topics and check existing ones against their spec.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "cafes/persistence/errc.hpp"
+#include "cafes/persistence/kafka_config.hpp"
+
+namespace cafes {
+
+/// What a topic must look like.
+struct topic_spec {
+  std::string name;
+  std::int32_t partitions = 1;
+  std::int16_t replication = 1;
+  std::string cleanup_policy = "delete"; ///< "delete" or "compact"
+  std::map<std::string, std::string> configs; ///< more topic configs for creation
+};
+
+/// Returns the specs of the journal, snapshot and dead-letter topics of one aggregate type.
+std::vector<topic_spec> aggregate_topics(std::string_view ns, std::string_view aggregate,
+                                         std::int32_t partitions, std::int16_t replication);
+
+/// Creates the topics that are missing and checks the others. An existing topic whose
+/// partition count, replication factor or cleanup policy differs fails with topic_mismatch,
+/// naming the topic, the setting, the wanted and the found value.
+expected<void> ensure_topics(const kafka_config& cfg, const std::vector<topic_spec>& specs);
+
+} // namespace cafes

@@ -1,0 +1,252 @@
+// The event envelope codec: envelope <-> Kafka record with CloudEvents binary-mode headers.
+#include "cafes/persistence/envelope.hpp"
+
+#include <charconv>
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+
+#include <msgpack.hpp>
+
+namespace cafes {
+
+namespace {
+
+template <class Int>
+bool parse_int(std::string_view s, Int& out) {
+  if (s.empty())
+    return false;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+  return ec == std::errc{} && p == s.data() + s.size();
+}
+
+// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
+std::int64_t days_from_civil(std::int64_t y, unsigned m, unsigned d) {
+  y -= m <= 2;
+  const std::int64_t era = (y >= 0 ? y : y - 399) / 400;
+  const auto yoe = static_cast<unsigned>(y - era * 400);
+  const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + static_cast<std::int64_t>(doe) - 719468;
+}
+
+std::int64_t now_ms() {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+}
+
+} // namespace
+
+std::string where(const record& r) {
+  return r.topic + "/" + std::to_string(r.partition.value()) + "@" + std::to_string(r.off.value());
+}
+
+std::string format_rfc3339(std::int64_t ms) {
+  std::time_t secs = static_cast<std::time_t>(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
+  auto millis = static_cast<int>(ms - static_cast<std::int64_t>(secs) * 1000);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, millis);
+  return buf;
+}
+
+expected<std::int64_t> parse_rfc3339(std::string_view s) {
+  auto bad = [&] { return error{errc::bad_header, "not an RFC 3339 time: '" + std::string{s} + "'"}; };
+  // YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM|-HH:MM)
+  if (s.size() < 20 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != 't') ||
+      s[13] != ':' || s[16] != ':')
+    return bad();
+  int y = 0, mo = 0, d = 0, h = 0, mi = 0, sec = 0;
+  if (!parse_int(s.substr(0, 4), y) || !parse_int(s.substr(5, 2), mo) ||
+      !parse_int(s.substr(8, 2), d) || !parse_int(s.substr(11, 2), h) ||
+      !parse_int(s.substr(14, 2), mi) || !parse_int(s.substr(17, 2), sec))
+    return bad();
+  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
+    return bad();
+  std::size_t i = 19;
+  std::int64_t millis = 0;
+  if (i < s.size() && s[i] == '.') {
+    ++i;
+    int digits = 0;
+    while (i < s.size() && s[i] >= '0' && s[i] <= '9') {
+      if (digits < 3)
+        millis = millis * 10 + (s[i] - '0');
+      ++digits;
+      ++i;
+    }
+    if (digits == 0)
+      return bad();
+    for (int k = digits; k < 3; ++k)
+      millis *= 10;
+  }
+  std::int64_t offset_min = 0;
+  auto rest = s.substr(i);
+  if (rest == "Z" || rest == "z") {
+  } else if (rest.size() == 6 && (rest[0] == '+' || rest[0] == '-') && rest[3] == ':') {
+    int oh = 0, om = 0;
+    if (!parse_int(rest.substr(1, 2), oh) || !parse_int(rest.substr(4, 2), om) || oh > 23 || om > 59)
+      return bad();
+    offset_min = (oh * 60 + om) * (rest[0] == '+' ? 1 : -1);
+  } else {
+    return bad();
+  }
+  std::int64_t days = days_from_civil(y, static_cast<unsigned>(mo), static_cast<unsigned>(d));
+  std::int64_t secs = days * 86400 + h * 3600 + mi * 60 + sec - offset_min * 60;
+  return secs * 1000 + millis;
+}
+
+expected<void> check_msgpack_map(std::string_view bytes) {
+  if (bytes.empty())
+    return error{errc::malformed_record, "empty value"};
+  // Every element takes at least one byte, so no honest input needs more than its length.
+  const auto n = bytes.size();
+  msgpack::unpack_limit limit(n, n, n, n, n, 64);
+  try {
+    std::size_t off = 0;
+    msgpack::object_handle oh = msgpack::unpack(bytes.data(), n, off, nullptr, nullptr, limit);
+    if (oh.get().type != msgpack::type::MAP)
+      return error{errc::malformed_record, "value is not a msgpack map"};
+    if (off != n)
+      return error{errc::malformed_record,
+                   "trailing bytes after the msgpack map (" + std::to_string(n - off) + ")"};
+  } catch (const msgpack::insufficient_bytes&) {
+    return error{errc::malformed_record, "truncated msgpack value"};
+  } catch (const std::exception& e) {
+    return error{errc::malformed_record, std::string{"invalid msgpack: "} + e.what()};
+  }
+  return {};
+}
+
+expected<record> encode_event(const event_envelope& e, std::string topic, const codec_limits& limits) {
+  if (auto id = aggregate_id::make(e.id.str()); !id)
+    return std::move(id).error();
+  if (e.seq.value() == 0)
+    return error{errc::invalid_argument, "event of '" + e.id.str() + "' has sequence number 0"};
+  if (e.type.empty())
+    return error{errc::invalid_argument, "event of '" + e.id.str() + "' has no type"};
+  if (e.schema_version == 0)
+    return error{errc::invalid_argument, "event type '" + e.type + "' has schema version 0"};
+  if (auto ok = check_msgpack_map(e.payload); !ok)
+    return error{errc::invalid_argument, "payload of '" + e.type + "': " + ok.error().message};
+  record r;
+  r.topic = std::move(topic);
+  r.key = e.id.str();
+  auto seq = std::to_string(e.seq.value());
+  r.headers = {
+    {std::string{hdr::specversion}, std::string{cloudevents_specversion}},
+    {std::string{hdr::id}, e.event_id.empty() ? e.id.str() + "/" + seq : e.event_id},
+    {std::string{hdr::type}, e.type},
+    {std::string{hdr::source}, e.source.empty() ? "/cafes/" + r.topic : e.source},
+    {std::string{hdr::subject}, e.id.str()},
+    {std::string{hdr::time}, format_rfc3339(e.time_ms != 0 ? e.time_ms : now_ms())},
+    {std::string{hdr::content_type}, std::string{msgpack_content_type}},
+    {std::string{hdr::seq}, seq},
+    {std::string{hdr::schema}, std::to_string(e.schema_version)},
+    {std::string{hdr::envelope}, std::to_string(envelope_version)},
+    {std::string{hdr::node}, e.writer_node},
+    {std::string{hdr::epoch}, std::to_string(e.writer_epoch)},
+  };
+  if (!e.command_id.empty())
+    r.headers.push_back({std::string{hdr::causation}, e.command_id});
+  std::size_t size = r.key.size() + e.payload.size();
+  for (auto& h : r.headers)
+    size += h.key.size() + h.value.size();
+  if (size > limits.max_event_bytes)
+    return error{errc::event_too_large, "event '" + e.type + "' of '" + e.id.str() + "' takes " +
+                                            std::to_string(size) + " bytes; the limit is " +
+                                            std::to_string(limits.max_event_bytes)};
+  r.value = e.payload;
+  return r;
+}
+
+expected<event_envelope> decode_event(const record& r) {
+  auto at = [&] { return " at " + where(r); };
+  auto need = [&](std::string_view k) -> expected<std::string> {
+    if (auto* v = r.find_header(k))
+      return *v;
+    return error{errc::missing_header, "header '" + std::string{k} + "' is missing" + at()};
+  };
+  auto number = [&](std::string_view k, auto& out) -> expected<void> {
+    auto v = need(k);
+    if (!v)
+      return std::move(v).error();
+    if (!parse_int(*v, out))
+      return error{errc::bad_header, "header '" + std::string{k} + "' is not a number: '" + *v + "'" + at()};
+    return {};
+  };
+  std::uint32_t env_version = 0;
+  if (auto ok = number(hdr::envelope, env_version); !ok)
+    return std::move(ok).error();
+  if (env_version == 0 || env_version > envelope_version)
+    return error{errc::unsupported_version,
+                 "envelope version " + std::to_string(env_version) + " is not supported" + at()};
+  auto spec = need(hdr::specversion);
+  if (!spec)
+    return std::move(spec).error();
+  if (*spec != cloudevents_specversion)
+    return error{errc::bad_header, "ce_specversion '" + *spec + "' is not 1.0" + at()};
+  auto ct = need(hdr::content_type);
+  if (!ct)
+    return std::move(ct).error();
+  if (*ct != msgpack_content_type)
+    return error{errc::bad_header, "content-type '" + *ct + "' is not application/msgpack" + at()};
+  event_envelope e;
+  auto id = aggregate_id::make(r.key);
+  if (!id)
+    return error{id.error().code, id.error().message + at()};
+  e.id = std::move(*id);
+  auto subject = need(hdr::subject);
+  if (!subject)
+    return std::move(subject).error();
+  if (*subject != r.key)
+    return error{errc::bad_header, "ce_subject '" + *subject + "' differs from the key" + at()};
+  std::uint64_t seq = 0;
+  if (auto ok = number(hdr::seq, seq); !ok)
+    return std::move(ok).error();
+  if (seq == 0)
+    return error{errc::bad_header, "ce_cafesseq is 0" + at()};
+  e.seq = seq_nr{seq};
+  if (auto ok = number(hdr::schema, e.schema_version); !ok)
+    return std::move(ok).error();
+  if (e.schema_version == 0)
+    return error{errc::bad_header, "ce_cafesschema is 0" + at()};
+  if (auto ok = number(hdr::epoch, e.writer_epoch); !ok)
+    return std::move(ok).error();
+  auto type = need(hdr::type);
+  if (!type)
+    return std::move(type).error();
+  if (type->empty())
+    return error{errc::bad_header, "ce_type is empty" + at()};
+  e.type = std::move(*type);
+  auto src = need(hdr::source);
+  if (!src)
+    return std::move(src).error();
+  e.source = std::move(*src);
+  auto eid = need(hdr::id);
+  if (!eid)
+    return std::move(eid).error();
+  e.event_id = std::move(*eid);
+  auto t = need(hdr::time);
+  if (!t)
+    return std::move(t).error();
+  auto ms = parse_rfc3339(*t);
+  if (!ms)
+    return error{errc::bad_header, ms.error().message + at()};
+  e.time_ms = *ms;
+  auto node = need(hdr::node);
+  if (!node)
+    return std::move(node).error();
+  e.writer_node = std::move(*node);
+  if (auto* c = r.find_header(hdr::causation))
+    e.command_id = *c;
+  if (!r.value)
+    return error{errc::malformed_record, "event record has no value (tombstone)" + at()};
+  if (auto ok = check_msgpack_map(*r.value); !ok)
+    return error{errc::malformed_record, ok.error().message + at()};
+  e.payload = *r.value;
+  return e;
+}
+
+} // namespace cafes

@@ -1,0 +1,341 @@
+// Private helpers shared by the Kafka implementations: config, error mapping, producer, reader.
+#include "kafka_common.hpp"
+
+#include <atomic>
+
+#include "cafes/persistence/logger.hpp"
+
+namespace cafes::detail {
+
+expected<void> set(RdKafka::Conf& conf, const std::string& key, const std::string& value) {
+  std::string err;
+  if (conf.set(key, value, err) != RdKafka::Conf::CONF_OK)
+    return error{errc::invalid_argument, "kafka property " + key + "=" + value + ": " + err};
+  return {};
+}
+
+expected<std::unique_ptr<RdKafka::Conf>> make_conf(const kafka_config& cfg,
+                                                   const std::map<std::string, std::string>& overrides) {
+  std::unique_ptr<RdKafka::Conf> conf{RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL)};
+  auto servers = cfg.servers();
+  if (servers.empty())
+    return error{errc::invalid_argument, "no bootstrap servers and no embedded cluster"};
+  std::map<std::string, std::string> props{
+    {"bootstrap.servers", servers},
+    {"client.id", cfg.client_id},
+    // A request must not outlive the append it serves: in-flight messages cannot time out
+    // before their request does.
+    {"socket.timeout.ms",
+     std::to_string(std::max<long>(std::min(cfg.request_timeout, cfg.delivery_timeout).count(), 10))},
+    // Come back quickly when a broker returns (the default backs off up to 10 s).
+    {"reconnect.backoff.max.ms", "1000"},
+    {"log.connection.close", "false"},
+  };
+  for (auto& [k, v] : overrides)
+    props[k] = v;
+  for (auto& [k, v] : cfg.extra)
+    props[k] = v;
+  for (auto& [k, v] : props)
+    if (auto ok = set(*conf, k, v); !ok)
+      return std::move(ok).error();
+  return conf;
+}
+
+error from_kafka(RdKafka::ErrorCode code, const std::string& context) {
+  auto msg = context + ": " + RdKafka::err2str(code);
+  switch (code) {
+    case RdKafka::ERR__MSG_TIMED_OUT:
+    case RdKafka::ERR__TIMED_OUT:
+    case RdKafka::ERR_REQUEST_TIMED_OUT:
+      return {errc::timeout, msg};
+    case RdKafka::ERR__FENCED:
+    case RdKafka::ERR_PRODUCER_FENCED:
+    case RdKafka::ERR_INVALID_PRODUCER_EPOCH:
+      return {errc::fenced, msg};
+    case RdKafka::ERR__ALL_BROKERS_DOWN:
+    case RdKafka::ERR__TRANSPORT:
+      return {errc::broker_unavailable, msg};
+    case RdKafka::ERR_MSG_SIZE_TOO_LARGE:
+      return {errc::event_too_large, msg};
+    case RdKafka::ERR__QUEUE_FULL:
+      return {errc::overloaded, msg};
+    case RdKafka::ERR__UNKNOWN_TOPIC:
+    case RdKafka::ERR_UNKNOWN_TOPIC_OR_PART:
+      return {errc::topic_missing, msg};
+    case RdKafka::ERR__PURGE_QUEUE:
+    case RdKafka::ERR__PURGE_INFLIGHT:
+      return {errc::transaction_aborted, msg};
+    case RdKafka::ERR__FATAL:
+      return {errc::fatal, msg};
+    default:
+      return {errc::kafka_error, msg};
+  }
+}
+
+error from_kafka(const RdKafka::Error& e, const std::string& context) {
+  auto base = from_kafka(e.code(), context);
+  if (base.code == errc::fenced || base.code == errc::timeout)
+    return base;
+  if (e.is_fatal())
+    return {errc::fatal, base.message + " (fatal)"};
+  if (e.txn_requires_abort())
+    return {errc::transaction_aborted, base.message + " (transaction aborted)"};
+  return base;
+}
+
+record to_record(RdKafka::Message& m) {
+  record r;
+  r.topic = m.topic_name();
+  r.partition = partition_id{m.partition()};
+  r.off = offset{m.offset()};
+  if (m.key())
+    r.key = *m.key();
+  if (auto* hs = m.headers())
+    for (auto& h : hs->get_all())
+      r.headers.push_back({h.key(), h.value() ? std::string{h.value_string(), h.value_size()} : std::string{}});
+  if (m.payload())
+    r.value = std::string{static_cast<const char*>(m.payload()), m.len()};
+  return r;
+}
+
+RdKafka::ErrorCode produce(RdKafka::Producer& p, const record& r, void* opaque) {
+  auto* hs = RdKafka::Headers::create();
+  for (auto& h : r.headers)
+    hs->add(h.key, h.value.data(), h.value.size());
+  const std::string empty;
+  const std::string& v = r.value ? *r.value : empty;
+  auto err = p.produce(r.topic, r.partition.value(), RdKafka::Producer::RK_MSG_COPY,
+                       r.value ? const_cast<char*>(v.data()) : nullptr, v.size(), r.key.data(),
+                       r.key.size(), 0, hs, opaque);
+  if (err != RdKafka::ERR_NO_ERROR)
+    delete hs; // ownership passes to librdkafka only on success
+  return err;
+}
+
+// -- async_producer -----------------------------------------------------------
+
+struct async_producer::batch {
+  std::mutex mtx;
+  std::size_t remaining = 0;
+  std::vector<position> positions;
+  std::optional<error> err;
+  append_callback cb;
+
+  // Records one outcome; calls the callback after the last one, outside the lock.
+  void done(std::size_t i, std::optional<position> pos, std::optional<error> e) {
+    append_callback fire;
+    {
+      std::lock_guard guard{mtx};
+      if (pos)
+        positions[i] = *pos;
+      if (e && !err)
+        err = std::move(e);
+      if (--remaining > 0)
+        return;
+      fire = std::move(cb);
+    }
+    if (err)
+      fire(std::move(*err));
+    else
+      fire(std::move(positions));
+  }
+};
+
+struct async_producer::item {
+  std::shared_ptr<batch> b;
+  std::size_t index;
+};
+
+void async_producer::dr::dr_cb(RdKafka::Message& m) {
+  std::unique_ptr<item> it{static_cast<item*>(m.msg_opaque())};
+  if (!it)
+    return;
+  if (m.err() != RdKafka::ERR_NO_ERROR)
+    it->b->done(it->index, std::nullopt,
+                from_kafka(m.err(), "delivery to " + m.topic_name() + "/" + std::to_string(m.partition())));
+  else
+    it->b->done(it->index, position{partition_id{m.partition()}, offset{m.offset()}}, std::nullopt);
+}
+
+expected<std::unique_ptr<async_producer>> async_producer::make(const kafka_config& cfg) {
+  std::unique_ptr<async_producer> self{new async_producer};
+  auto conf = make_conf(cfg, {
+                               {"enable.idempotence", "true"},
+                               {"acks", "all"},
+                               {"linger.ms", "1"},
+                               {"message.timeout.ms", std::to_string(cfg.delivery_timeout.count())},
+                               {"partitioner", "murmur2_random"},
+                             });
+  if (!conf)
+    return std::move(conf).error();
+  std::string err;
+  if ((*conf)->set("dr_cb", &self->dr_, err) != RdKafka::Conf::CONF_OK)
+    return error{errc::invalid_argument, err};
+  self->p_.reset(RdKafka::Producer::create(conf->get(), err));
+  if (!self->p_)
+    return error{errc::kafka_error, "cannot create producer: " + err};
+  self->flush_timeout_ = cfg.delivery_timeout;
+  auto* raw = self.get();
+  self->poller_ = std::thread{[raw] {
+    while (!raw->stop_.load(std::memory_order_relaxed))
+      raw->p_->poll(20);
+  }};
+  return self;
+}
+
+async_producer::~async_producer() {
+  if (p_) {
+    p_->flush(static_cast<int>(flush_timeout_.count()));
+    p_->purge(RdKafka::Producer::PURGE_QUEUE | RdKafka::Producer::PURGE_INFLIGHT);
+  }
+  stop_ = true;
+  if (poller_.joinable())
+    poller_.join();
+  if (p_)
+    p_->poll(0); // serve the purge reports so that every callback fires
+}
+
+void async_producer::send(std::vector<record> recs, append_callback cb) {
+  if (recs.empty())
+    return cb(std::vector<position>{});
+  auto b = std::make_shared<batch>();
+  b->remaining = recs.size();
+  b->positions.resize(recs.size());
+  b->cb = std::move(cb);
+  for (std::size_t i = 0; i < recs.size(); ++i) {
+    auto* it = new item{b, i};
+    auto err = produce(*p_, recs[i], it);
+    if (err != RdKafka::ERR_NO_ERROR) {
+      delete it;
+      // Fail this record and every one after it; records already queued still report.
+      auto e = from_kafka(err, "produce to " + recs[i].topic);
+      for (std::size_t j = i; j < recs.size(); ++j)
+        b->done(j, std::nullopt, e);
+      return;
+    }
+  }
+}
+
+// -- partition_reader ---------------------------------------------------------
+
+expected<std::unique_ptr<partition_reader>> partition_reader::make(const kafka_config& cfg, bool read_committed) {
+  std::unique_ptr<partition_reader> self{new partition_reader};
+  auto conf = make_conf(cfg, {
+                               {"enable.partition.eof", "true"},
+                               {"auto.offset.reset", "error"},
+                               {"isolation.level", read_committed ? "read_committed" : "read_uncommitted"},
+                               {"fetch.wait.max.ms", "50"},
+                               {"queued.max.messages.kbytes", "16384"},
+                             });
+  if (!conf)
+    return std::move(conf).error();
+  std::string err;
+  self->c_.reset(RdKafka::Consumer::create(conf->get(), err));
+  if (!self->c_)
+    return error{errc::kafka_error, "cannot create consumer: " + err};
+  self->timeout_ = cfg.request_timeout;
+  return self;
+}
+
+partition_reader::~partition_reader() { stop_current(); }
+
+void partition_reader::stop_current() {
+  if (topic_ && part_ >= 0)
+    c_->stop(topic_.get(), part_);
+  part_ = -1;
+  next_ = -1;
+  eof_ = false;
+}
+
+expected<raw_chunk> partition_reader::read(const std::string& topic, partition_id p, std::int64_t from,
+                                           std::size_t max) {
+  const bool same = topic_ && topic_->name() == topic && part_ == p.value() && next_ == from && !eof_;
+  if (!same) {
+    stop_current();
+    if (!topic_ || topic_->name() != topic) {
+      std::string err;
+      topic_.reset(RdKafka::Topic::create(c_.get(), topic, nullptr, err));
+      if (!topic_)
+        return error{errc::kafka_error, "cannot open topic " + topic + ": " + err};
+    }
+    auto err = c_->start(topic_.get(), p.value(), from);
+    if (err != RdKafka::ERR_NO_ERROR)
+      return from_kafka(err, "cannot read " + topic + "/" + std::to_string(p.value()));
+    part_ = p.value();
+    next_ = from;
+  }
+  raw_chunk out;
+  out.next = offset{from};
+  const auto deadline = std::chrono::steady_clock::now() + timeout_;
+  while (out.records.size() < max) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      if (out.records.empty())
+        return error{errc::timeout, "no data from " + topic + "/" + std::to_string(p.value()) + " within " +
+                                        std::to_string(timeout_.count()) + " ms"};
+      break;
+    }
+    std::unique_ptr<RdKafka::Message> m{c_->consume(topic_.get(), part_, static_cast<int>(std::min<long>(left.count(), 100)))};
+    if (!m)
+      continue;
+    switch (m->err()) {
+      case RdKafka::ERR_NO_ERROR:
+        out.records.push_back(to_record(*m));
+        out.next = offset{m->offset() + 1};
+        next_ = out.next.value();
+        break;
+      case RdKafka::ERR__PARTITION_EOF:
+        out.next = offset{m->offset()};
+        out.end = true;
+        next_ = m->offset();
+        eof_ = true;
+        return out;
+      case RdKafka::ERR__TIMED_OUT:
+      case RdKafka::ERR__TRANSPORT:
+      case RdKafka::ERR__ALL_BROKERS_DOWN:
+        break; // keep waiting until the deadline
+      default: {
+        auto e = from_kafka(m->err(), "read " + topic + "/" + std::to_string(p.value()) + " from " +
+                                          std::to_string(from));
+        stop_current();
+        return e;
+      }
+    }
+  }
+  return out;
+}
+
+expected<void> partition_reader::read_all(const std::string& topic, partition_id p,
+                                          const std::function<void(record&&)>& f) {
+  std::int64_t from = RdKafka::Topic::OFFSET_BEGINNING;
+  for (;;) {
+    auto c = read(topic, p, from, 1024);
+    if (!c)
+      return std::move(c).error();
+    for (auto& r : c->records)
+      f(std::move(r));
+    if (c->end)
+      return {};
+    from = c->next.value();
+  }
+}
+
+expected<offset> partition_reader::high_watermark(const std::string& topic, partition_id p) {
+  // Right after a topic is created, the leader may not be known yet: retry until the bound.
+  const auto deadline = std::chrono::steady_clock::now() + timeout_;
+  for (;;) {
+    int64_t lo = 0, hi = 0;
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    auto err = c_->query_watermark_offsets(topic, p.value(), &lo, &hi, static_cast<int>(std::max<long>(left.count(), 1)));
+    if (err == RdKafka::ERR_NO_ERROR)
+      return offset{hi};
+    const bool retriable = err == RdKafka::ERR_LEADER_NOT_AVAILABLE || err == RdKafka::ERR_NOT_LEADER_FOR_PARTITION ||
+                           err == RdKafka::ERR__UNKNOWN_PARTITION || err == RdKafka::ERR_UNKNOWN_TOPIC_OR_PART ||
+                           err == RdKafka::ERR__TRANSPORT;
+    if (!retriable || std::chrono::steady_clock::now() >= deadline)
+      return from_kafka(err, "watermarks of " + topic + "/" + std::to_string(p.value()));
+    std::this_thread::sleep_for(std::chrono::milliseconds(20)); // metadata refresh back-off
+  }
+}
+
+} // namespace cafes::detail

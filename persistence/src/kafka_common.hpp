@@ -1,0 +1,103 @@
+// Private helpers shared by the Kafka implementations: config, error mapping, producer, reader.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <librdkafka/rdkafkacpp.h>
+
+#include "cafes/persistence/journal.hpp"
+#include "cafes/persistence/kafka_config.hpp"
+#include "cafes/persistence/record.hpp"
+
+namespace cafes::detail {
+
+/// Returns a librdkafka config with cafes's base settings plus `overrides`, then cfg.extra.
+expected<std::unique_ptr<RdKafka::Conf>> make_conf(const kafka_config& cfg,
+                                                   const std::map<std::string, std::string>& overrides);
+
+/// Sets one property on `conf`, or returns invalid_argument naming it.
+expected<void> set(RdKafka::Conf& conf, const std::string& key, const std::string& value);
+
+/// Maps a librdkafka error code to a cafes error with `context`.
+error from_kafka(RdKafka::ErrorCode code, const std::string& context);
+
+/// Maps a librdkafka Error object (transactions) to a cafes error with `context`.
+error from_kafka(const RdKafka::Error& e, const std::string& context);
+
+/// Copies a consumed message into a record.
+record to_record(RdKafka::Message& m);
+
+/// Produces `r` to its topic and partition with `opaque`; owns nothing on failure.
+RdKafka::ErrorCode produce(RdKafka::Producer& p, const record& r, void* opaque);
+
+/// An idempotent producer whose delivery reports complete whole batches through callbacks,
+/// served by a poll thread of its own (never a CAF worker).
+class async_producer {
+ public:
+  static expected<std::unique_ptr<async_producer>> make(const kafka_config& cfg);
+  ~async_producer();
+
+  /// Sends records (topic and partition set) and calls `cb` once with all positions or the
+  /// first error. Never reports success unless every record was acknowledged.
+  void send(std::vector<record> recs, append_callback cb);
+
+ private:
+  struct batch;
+  struct item;
+  class dr final : public RdKafka::DeliveryReportCb {
+   public:
+    void dr_cb(RdKafka::Message& m) override;
+  };
+  async_producer() = default;
+
+  dr dr_;
+  std::unique_ptr<RdKafka::Producer> p_;
+  std::chrono::milliseconds flush_timeout_{0};
+  std::atomic<bool> stop_{false};
+  std::thread poller_;
+};
+
+/// A chunk of raw records of one partition.
+struct raw_chunk {
+  std::vector<record> records;
+  offset next{0};
+  bool end = false;
+};
+
+/// Reads ranges of one partition at a time with a (group-less) consumer. Not thread-safe.
+class partition_reader {
+ public:
+  static expected<std::unique_ptr<partition_reader>> make(const kafka_config& cfg, bool read_committed);
+  ~partition_reader();
+
+  /// Reads at most `max` records of topic/p from `from` (or RdKafka::Topic::OFFSET_BEGINNING).
+  /// Stops early at the end of the partition. Fails with timeout when nothing arrives within
+  /// the request timeout and the end was not reached.
+  expected<raw_chunk> read(const std::string& topic, partition_id p, std::int64_t from, std::size_t max);
+
+  /// Reads every record of topic/p from the beginning to the end, chunk by chunk.
+  expected<void> read_all(const std::string& topic, partition_id p,
+                          const std::function<void(record&&)>& f);
+
+  /// Returns the high watermark of topic/p.
+  expected<offset> high_watermark(const std::string& topic, partition_id p);
+
+ private:
+  partition_reader() = default;
+  void stop_current();
+
+  std::unique_ptr<RdKafka::Consumer> c_;
+  std::unique_ptr<RdKafka::Topic> topic_;
+  std::chrono::milliseconds timeout_{0};
+  std::int32_t part_ = -1;
+  std::int64_t next_ = -1;
+  bool eof_ = false;
+};
+
+} // namespace cafes::detail

@@ -1,0 +1,323 @@
+// The Kafka journal: idempotent (acks=all) or transactional (one transactional.id per partition).
+#include "cafes/persistence/kafka_journal.hpp"
+
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <set>
+
+#include "cafes/persistence/logger.hpp"
+#include "cafes/persistence/partitioner.hpp"
+#include "kafka_common.hpp"
+
+namespace cafes {
+
+namespace {
+
+using detail::from_kafka;
+
+/// Encodes a batch for `topic`, assigning partitions; fails before anything is written.
+expected<std::vector<record>> encode_batch(std::vector<event_envelope>& batch, const std::string& topic,
+                                           std::int32_t partitions, const codec_limits& limits) {
+  std::vector<record> recs;
+  recs.reserve(batch.size());
+  for (auto& e : batch) {
+    auto r = encode_event(e, topic, limits);
+    if (!r)
+      return std::move(r).error();
+    r->partition = partition_for(r->key, partitions);
+    recs.push_back(std::move(*r));
+  }
+  return recs;
+}
+
+/// Reading is the same in both modes; only the isolation level differs.
+class kafka_journal_base : public journal {
+ public:
+  kafka_journal_base(std::string topic, std::int32_t partitions, codec_limits limits,
+                     std::unique_ptr<detail::partition_reader> reader)
+    : topic_(std::move(topic)), partitions_(partitions), limits_(limits), reader_(std::move(reader)) {}
+
+  expected<read_chunk> read(partition_id p, offset from, std::size_t max_events) override {
+    if (p.value() < 0 || p.value() >= partitions_)
+      return error{errc::invalid_argument, "partition " + std::to_string(p.value()) + " of " + topic_ +
+                                               " does not exist"};
+    if (from.value() < 0)
+      return error{errc::invalid_argument, "read from negative offset"};
+    std::lock_guard guard{read_mtx_};
+    auto raw = reader_->read(topic_, p, from.value(), max_events);
+    if (!raw)
+      return std::move(raw).error();
+    read_chunk c;
+    c.next = raw->next;
+    c.end = raw->end;
+    c.events.reserve(raw->records.size());
+    for (auto& r : raw->records) {
+      auto e = decode_event(r);
+      if (!e)
+        return std::move(e).error();
+      c.events.push_back(std::move(*e));
+      c.offsets.push_back(r.off);
+    }
+    return c;
+  }
+
+  expected<offset> end_offset(partition_id p) override {
+    if (p.value() < 0 || p.value() >= partitions_)
+      return error{errc::invalid_argument, "partition " + std::to_string(p.value()) + " does not exist"};
+    std::lock_guard guard{read_mtx_};
+    return reader_->high_watermark(topic_, p);
+  }
+
+  std::int32_t partitions() const noexcept override { return partitions_; }
+  const std::string& topic() const noexcept override { return topic_; }
+
+ protected:
+  std::string topic_;
+  std::int32_t partitions_;
+  codec_limits limits_;
+  std::mutex read_mtx_;
+  std::unique_ptr<detail::partition_reader> reader_;
+};
+
+class idempotent_journal final : public kafka_journal_base {
+ public:
+  idempotent_journal(std::string topic, std::int32_t partitions, codec_limits limits,
+                     std::unique_ptr<detail::partition_reader> reader,
+                     std::unique_ptr<detail::async_producer> producer)
+    : kafka_journal_base(std::move(topic), partitions, limits, std::move(reader)),
+      producer_(std::move(producer)) {}
+
+  void append(std::vector<event_envelope> batch, append_callback cb) override {
+    auto recs = encode_batch(batch, topic_, partitions_, limits_);
+    if (!recs)
+      return cb(std::move(recs).error());
+    producer_->send(std::move(*recs), std::move(cb));
+  }
+
+ private:
+  std::unique_ptr<detail::async_producer> producer_;
+};
+
+/// One transactional producer per owned partition. A worker thread of the journal runs the
+/// blocking transaction calls, so callers (actors) never block.
+class transactional_journal final : public kafka_journal_base {
+ public:
+  transactional_journal(const kafka_config& cfg, std::string topic, std::int32_t partitions,
+                        std::unique_ptr<detail::partition_reader> reader)
+    : kafka_journal_base(std::move(topic), partitions, cfg.limits, std::move(reader)), cfg_(cfg) {}
+
+  ~transactional_journal() override {
+    {
+      std::lock_guard guard{mtx_};
+      stop_ = true;
+    }
+    cv_.notify_all();
+    if (worker_.joinable())
+      worker_.join();
+    for (auto& j : jobs_)
+      j.cb(error{errc::closed, "journal closed"});
+  }
+
+  /// Creates the producers of the owned partitions and fences older owners.
+  expected<void> start(const std::vector<partition_id>& owned) {
+    auto prefix = cfg_.transactional_id_prefix.empty() ? topic_ : cfg_.transactional_id_prefix;
+    for (auto p : owned) {
+      auto& pt = parts_[p.value()];
+      pt.txid = prefix + "." + std::to_string(p.value());
+      auto conf = detail::make_conf(cfg_, {
+                                            {"enable.idempotence", "true"},
+                                            {"acks", "all"},
+                                            {"linger.ms", "1"},
+                                            {"transactional.id", pt.txid},
+                                            {"transaction.timeout.ms", std::to_string(std::max<long>(
+                                                                           60'000, 2 * cfg_.delivery_timeout.count()))},
+                                            {"message.timeout.ms", std::to_string(cfg_.delivery_timeout.count())},
+                                          });
+      if (!conf)
+        return std::move(conf).error();
+      std::string err;
+      if ((*conf)->set("dr_cb", &pt.dr, err) != RdKafka::Conf::CONF_OK)
+        return error{errc::invalid_argument, err};
+      pt.producer.reset(RdKafka::Producer::create(conf->get(), err));
+      if (!pt.producer)
+        return error{errc::kafka_error, "cannot create producer: " + err};
+      std::unique_ptr<RdKafka::Error> e{pt.producer->init_transactions(timeout_ms())};
+      if (e)
+        return from_kafka(*e, "init_transactions of " + pt.txid);
+    }
+    worker_ = std::thread{[this] { run(); }};
+    return {};
+  }
+
+  void append(std::vector<event_envelope> batch, append_callback cb) override {
+    auto recs = encode_batch(batch, topic_, partitions_, limits_);
+    if (!recs)
+      return cb(std::move(recs).error());
+    for (auto& r : *recs)
+      if (!parts_.count(r.partition.value()))
+        return cb(error{errc::invalid_argument, "partition " + std::to_string(r.partition.value()) + " of " +
+                                                    topic_ + " is not owned by this journal"});
+    {
+      std::lock_guard guard{mtx_};
+      if (stop_)
+        return cb(error{errc::closed, "journal closed"});
+      jobs_.push_back({std::move(*recs), std::move(cb)});
+    }
+    cv_.notify_one();
+  }
+
+ private:
+  struct job {
+    std::vector<record> recs;
+    append_callback cb;
+  };
+
+  /// Collects the delivery reports of one transaction (served on the worker thread).
+  class tx_dr final : public RdKafka::DeliveryReportCb {
+   public:
+    std::vector<position>* out = nullptr;
+    std::optional<error> err;
+    void dr_cb(RdKafka::Message& m) override {
+      auto idx = reinterpret_cast<std::uintptr_t>(m.msg_opaque());
+      if (m.err() != RdKafka::ERR_NO_ERROR) {
+        if (!err)
+          err = from_kafka(m.err(), "delivery to " + m.topic_name() + "/" + std::to_string(m.partition()));
+      } else if (out) {
+        (*out)[idx] = position{partition_id{m.partition()}, offset{m.offset()}};
+      }
+    }
+  };
+
+  struct part {
+    std::string txid;
+    tx_dr dr;
+    std::unique_ptr<RdKafka::Producer> producer;
+    std::optional<error> dead; // fenced or fatal: the partition takes no more writes
+  };
+
+  int timeout_ms() const { return static_cast<int>(cfg_.request_timeout.count()); }
+
+  void run() {
+    for (;;) {
+      job j;
+      {
+        std::unique_lock lock{mtx_};
+        cv_.wait(lock, [this] { return stop_ || !jobs_.empty(); });
+        if (stop_)
+          return;
+        j = std::move(jobs_.front());
+        jobs_.pop_front();
+      }
+      std::vector<position> out(j.recs.size());
+      auto res = commit(j.recs, out);
+      if (res)
+        j.cb(std::move(out));
+      else
+        j.cb(std::move(res).error());
+    }
+  }
+
+  // Writes each partition's share of the batch in one transaction of its producer.
+  expected<void> commit(const std::vector<record>& recs, std::vector<position>& out) {
+    std::map<std::int32_t, std::vector<std::size_t>> by_part;
+    for (std::size_t i = 0; i < recs.size(); ++i)
+      by_part[recs[i].partition.value()].push_back(i);
+    std::optional<error> first;
+    for (auto& [p, idx] : by_part) {
+      auto r = commit_partition(p, recs, idx, out);
+      if (!r && !first)
+        first = std::move(r).error();
+    }
+    if (first)
+      return std::move(*first);
+    return {};
+  }
+
+  expected<void> commit_partition(std::int32_t p, const std::vector<record>& recs,
+                                  const std::vector<std::size_t>& idx, std::vector<position>& out) {
+    auto& pt = parts_.at(p);
+    if (pt.dead)
+      return *pt.dead;
+    pt.dr.out = &out;
+    pt.dr.err.reset();
+    auto fail = [&](error e) -> expected<void> {
+      if (e.code == errc::fenced || e.code == errc::fatal) {
+        persistence_log().error("partition {} of {} stops writing: {}", p, topic_, e.to_string());
+        pt.dead = e;
+      } else {
+        std::unique_ptr<RdKafka::Error> a{pt.producer->abort_transaction(timeout_ms())};
+        if (a) {
+          auto ae = from_kafka(*a, "abort_transaction of " + pt.txid);
+          if (ae.code == errc::fenced || ae.code == errc::fatal)
+            pt.dead = ae;
+        }
+      }
+      pt.producer->poll(0);
+      pt.dr.out = nullptr;
+      return e;
+    };
+    std::unique_ptr<RdKafka::Error> e{pt.producer->begin_transaction()};
+    if (e)
+      return fail(from_kafka(*e, "begin_transaction of " + pt.txid));
+    for (auto i : idx) {
+      auto err = detail::produce(*pt.producer, recs[i], reinterpret_cast<void*>(static_cast<std::uintptr_t>(i)));
+      if (err != RdKafka::ERR_NO_ERROR)
+        return fail(from_kafka(err, "produce to " + topic_ + "/" + std::to_string(p)));
+    }
+    if (cfg_.on_fault)
+      cfg_.on_fault("journal.before_commit", p);
+    for (;;) {
+      e.reset(pt.producer->commit_transaction(timeout_ms()));
+      if (!e)
+        break;
+      if (e->is_retriable() && !e->txn_requires_abort() && !e->is_fatal())
+        continue; // the commit may be retried: it is idempotent
+      return fail(from_kafka(*e, "commit_transaction of " + pt.txid));
+    }
+    pt.producer->poll(0);
+    pt.dr.out = nullptr;
+    if (pt.dr.err)
+      return *pt.dr.err;
+    return {};
+  }
+
+  kafka_config cfg_;
+  std::map<std::int32_t, part> parts_;
+  std::mutex mtx_;
+  std::condition_variable cv_;
+  std::deque<job> jobs_;
+  bool stop_ = false;
+  std::thread worker_;
+};
+
+} // namespace
+
+expected<std::unique_ptr<journal>> make_kafka_journal(const kafka_config& cfg, std::string topic,
+                                                      std::int32_t partitions, std::vector<partition_id> owned) {
+  if (partitions <= 0)
+    return error{errc::invalid_argument, "a journal needs at least one partition"};
+  const bool tx = cfg.mode == journal_mode::transactional;
+  auto reader = detail::partition_reader::make(cfg, tx);
+  if (!reader)
+    return std::move(reader).error();
+  if (!tx) {
+    auto producer = detail::async_producer::make(cfg);
+    if (!producer)
+      return std::move(producer).error();
+    return std::unique_ptr<journal>{std::make_unique<idempotent_journal>(std::move(topic), partitions, cfg.limits,
+                                                                         std::move(*reader), std::move(*producer))};
+  }
+  if (owned.empty())
+    for (std::int32_t p = 0; p < partitions; ++p)
+      owned.push_back(partition_id{p});
+  for (auto p : owned)
+    if (p.value() < 0 || p.value() >= partitions)
+      return error{errc::invalid_argument, "owned partition " + std::to_string(p.value()) + " does not exist"};
+  auto j = std::make_unique<transactional_journal>(cfg, std::move(topic), partitions, std::move(*reader));
+  if (auto ok = j->start(owned); !ok)
+    return std::move(ok).error();
+  return std::unique_ptr<journal>{std::move(j)};
+}
+
+} // namespace cafes

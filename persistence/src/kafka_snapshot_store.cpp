@@ -1,0 +1,137 @@
+// The Kafka snapshot store on a compacted topic; the last record per key wins.
+#include <future>
+#include <map>
+
+#include "cafes/persistence/partitioner.hpp"
+#include "cafes/persistence/snapshot_store.hpp"
+#include "kafka_common.hpp"
+
+namespace cafes {
+
+namespace {
+
+class kafka_snapshot_store final : public snapshot_store {
+ public:
+  kafka_snapshot_store(std::string topic, std::int32_t partitions, std::unique_ptr<detail::async_producer> p,
+                       std::unique_ptr<detail::partition_reader> r)
+    : topic_(std::move(topic)), partitions_(partitions), producer_(std::move(p)), reader_(std::move(r)) {}
+
+  void save(snapshot s, save_callback cb) override {
+    auto r = encode_snapshot(s, topic_);
+    if (!r)
+      return cb(std::move(r).error());
+    r->partition = partition_for(r->key, partitions_);
+    std::vector<record> recs;
+    recs.push_back(std::move(*r));
+    producer_->send(std::move(recs), [cb = std::move(cb)](expected<std::vector<position>> res) {
+      if (res)
+        cb({});
+      else
+        cb(std::move(res).error());
+    });
+  }
+
+  expected<std::optional<snapshot>> load(const aggregate_id& id) override {
+    auto p = partition_for(id.str(), partitions_);
+    std::optional<record> last;
+    auto ok = read_partition(p, [&](record&& r) {
+      if (r.key == id.str())
+        last = std::move(r);
+    });
+    if (!ok)
+      return std::move(ok).error();
+    if (!last || !last->value)
+      return std::optional<snapshot>{};
+    auto s = decode_snapshot(*last);
+    if (!s)
+      return std::move(s).error();
+    return std::optional<snapshot>{std::move(*s)};
+  }
+
+  expected<void> scan(partition_id p, const std::function<void(snapshot)>& f,
+                      const std::function<void(const record&, const error&)>& bad) override {
+    std::map<std::string, record> latest;
+    auto ok = read_partition(p, [&](record&& r) {
+      if (std::string_view{r.key}.starts_with(reserved_prefix))
+        return;
+      if (!r.value)
+        latest.erase(r.key); // a tombstone deletes the snapshot
+      else
+        latest.insert_or_assign(r.key, std::move(r));
+    });
+    if (!ok)
+      return ok;
+    for (auto& [k, r] : latest) {
+      auto s = decode_snapshot(r);
+      if (s)
+        f(std::move(*s));
+      else if (bad)
+        bad(r, s.error());
+    }
+    return {};
+  }
+
+  expected<void> save_checkpoint(partition_id p, offset o) override {
+    if (p.value() < 0 || p.value() >= partitions_ || o.value() < 0)
+      return error{errc::invalid_argument, "bad checkpoint partition or offset"};
+    std::promise<expected<std::vector<position>>> done;
+    auto f = done.get_future();
+    producer_->send({encode_checkpoint(topic_, p, o)},
+                    [&done](expected<std::vector<position>> r) { done.set_value(std::move(r)); });
+    auto r = f.get();
+    if (!r)
+      return std::move(r).error();
+    return {};
+  }
+
+  expected<std::optional<offset>> load_checkpoint(partition_id p) override {
+    std::optional<record> last;
+    auto ok = read_partition(p, [&](record&& r) {
+      if (r.key == checkpoint_key)
+        last = std::move(r);
+    });
+    if (!ok)
+      return std::move(ok).error();
+    if (!last)
+      return std::optional<offset>{};
+    auto o = decode_checkpoint(*last);
+    if (!o)
+      return std::move(o).error();
+    return std::optional<offset>{*o};
+  }
+
+  std::int32_t partitions() const noexcept override { return partitions_; }
+
+ private:
+  expected<void> read_partition(partition_id p, const std::function<void(record&&)>& f) {
+    if (p.value() < 0 || p.value() >= partitions_)
+      return error{errc::invalid_argument, "partition " + std::to_string(p.value()) + " of " + topic_ +
+                                               " does not exist"};
+    std::lock_guard guard{read_mtx_};
+    return reader_->read_all(topic_, p, f);
+  }
+
+  std::string topic_;
+  std::int32_t partitions_;
+  std::unique_ptr<detail::async_producer> producer_;
+  std::mutex read_mtx_;
+  std::unique_ptr<detail::partition_reader> reader_;
+};
+
+} // namespace
+
+expected<std::unique_ptr<snapshot_store>> make_kafka_snapshot_store(const kafka_config& cfg, std::string topic,
+                                                                    std::int32_t partitions) {
+  if (partitions <= 0)
+    return error{errc::invalid_argument, "a snapshot store needs at least one partition"};
+  auto producer = detail::async_producer::make(cfg);
+  if (!producer)
+    return std::move(producer).error();
+  auto reader = detail::partition_reader::make(cfg, cfg.mode == journal_mode::transactional);
+  if (!reader)
+    return std::move(reader).error();
+  return std::unique_ptr<snapshot_store>{
+    std::make_unique<kafka_snapshot_store>(std::move(topic), partitions, std::move(*producer), std::move(*reader))};
+}
+
+} // namespace cafes

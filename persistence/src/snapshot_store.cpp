@@ -1,0 +1,208 @@
+// The snapshot record codec, the store helpers and the in-memory snapshot store.
+#include "cafes/persistence/snapshot_store.hpp"
+
+#include <future>
+#include <map>
+#include <mutex>
+
+#include <msgpack.hpp>
+
+#include "cafes/persistence/envelope.hpp"
+#include "cafes/persistence/partitioner.hpp"
+
+namespace cafes {
+
+namespace {
+
+// The value of a snapshot record. Field names are on the wire (docs/wire-format.md).
+struct snapshot_value {
+  std::uint32_t v = 0;
+  std::string id;
+  std::uint64_t seq = 0;
+  std::int64_t offset = -1;
+  std::string type;
+  std::uint32_t schema = 0;
+  msgpack::type::raw_ref state;
+  MSGPACK_DEFINE_MAP(v, id, seq, offset, type, schema, state);
+};
+
+// The value of a checkpoint record.
+struct checkpoint_value {
+  std::uint32_t v = 0;
+  std::int64_t offset = -1;
+  MSGPACK_DEFINE_MAP(v, offset);
+};
+
+} // namespace
+
+expected<record> encode_snapshot(const snapshot& s, std::string topic) {
+  if (auto id = aggregate_id::make(s.id.str()); !id)
+    return std::move(id).error();
+  if (s.seq.value() == 0)
+    return error{errc::invalid_argument, "snapshot of '" + s.id.str() + "' has sequence number 0"};
+  if (s.state_type.empty() || s.state_version == 0)
+    return error{errc::invalid_argument, "snapshot of '" + s.id.str() + "' needs a state type and version"};
+  if (auto ok = check_msgpack_map(s.state); !ok)
+    return error{errc::invalid_argument, "snapshot state of '" + s.id.str() + "': " + ok.error().message};
+  snapshot_value v{snapshot_format_version, s.id.str(), s.seq.value(), s.journal_offset.value(),
+                   s.state_type, s.state_version,
+                   msgpack::type::raw_ref{s.state.data(), static_cast<std::uint32_t>(s.state.size())}};
+  msgpack::sbuffer buf;
+  msgpack::pack(buf, v);
+  record r;
+  r.topic = std::move(topic);
+  r.key = s.id.str();
+  r.headers = {{std::string{hdr::content_type}, std::string{msgpack_content_type}}};
+  r.value = std::string{buf.data(), buf.size()};
+  return r;
+}
+
+expected<snapshot> decode_snapshot(const record& r) {
+  if (!r.value)
+    return error{errc::malformed_record, "tombstone at " + where(r)};
+  if (auto ok = check_msgpack_map(*r.value); !ok)
+    return error{errc::malformed_record, ok.error().message + " at " + where(r)};
+  try {
+    const auto n = r.value->size();
+    msgpack::unpack_limit limit(n, n, n, n, n, 64);
+    auto oh = msgpack::unpack(r.value->data(), n, nullptr, nullptr, limit);
+    snapshot_value v;
+    oh.get().convert(v);
+    if (v.v == 0 || v.v > snapshot_format_version)
+      return error{errc::unsupported_version, "snapshot format " + std::to_string(v.v) + " at " + where(r)};
+    if (v.id != r.key)
+      return error{errc::malformed_record, "snapshot id '" + v.id + "' differs from its key at " + where(r)};
+    snapshot s;
+    auto id = aggregate_id::make(v.id);
+    if (!id)
+      return error{id.error().code, id.error().message + " at " + where(r)};
+    s.id = std::move(*id);
+    if (v.seq == 0 || v.type.empty() || v.schema == 0)
+      return error{errc::malformed_record, "snapshot lacks seq, type or schema at " + where(r)};
+    s.seq = seq_nr{v.seq};
+    s.journal_offset = offset{v.offset};
+    s.state_type = std::move(v.type);
+    s.state_version = v.schema;
+    s.state.assign(v.state.ptr, v.state.size);
+    if (auto ok = check_msgpack_map(s.state); !ok)
+      return error{errc::malformed_record, "snapshot state: " + ok.error().message + " at " + where(r)};
+    return s;
+  } catch (const std::exception& e) {
+    return error{errc::malformed_record, std::string{"bad snapshot record: "} + e.what() + " at " + where(r)};
+  }
+}
+
+expected<void> snapshot_store::save_sync(snapshot s) {
+  auto done = std::make_shared<std::promise<expected<void>>>();
+  auto f = done->get_future();
+  save(std::move(s), [done](expected<void> r) { done->set_value(std::move(r)); });
+  return f.get();
+}
+
+record encode_checkpoint(std::string topic, partition_id p, offset o) {
+  checkpoint_value v{snapshot_format_version, o.value()};
+  msgpack::sbuffer buf;
+  msgpack::pack(buf, v);
+  record r;
+  r.topic = std::move(topic);
+  r.partition = p;
+  r.key = std::string{checkpoint_key};
+  r.headers = {{std::string{hdr::content_type}, std::string{msgpack_content_type}}};
+  r.value = std::string{buf.data(), buf.size()};
+  return r;
+}
+
+expected<offset> decode_checkpoint(const record& r) {
+  if (!r.value)
+    return error{errc::malformed_record, "checkpoint tombstone at " + where(r)};
+  if (auto ok = check_msgpack_map(*r.value); !ok)
+    return error{errc::malformed_record, ok.error().message + " at " + where(r)};
+  try {
+    const auto n = r.value->size();
+    msgpack::unpack_limit limit(n, n, n, n, n, 64);
+    auto oh = msgpack::unpack(r.value->data(), n, nullptr, nullptr, limit);
+    checkpoint_value v;
+    oh.get().convert(v);
+    if (v.v == 0 || v.v > snapshot_format_version)
+      return error{errc::unsupported_version, "checkpoint format " + std::to_string(v.v) + " at " + where(r)};
+    if (v.offset < 0)
+      return error{errc::malformed_record, "negative checkpoint at " + where(r)};
+    return offset{v.offset};
+  } catch (const std::exception& e) {
+    return error{errc::malformed_record, std::string{"bad checkpoint record: "} + e.what() + " at " + where(r)};
+  }
+}
+
+namespace {
+
+class memory_snapshot_store final : public snapshot_store {
+ public:
+  explicit memory_snapshot_store(std::int32_t partitions)
+    : snaps_(static_cast<std::size_t>(partitions)), checkpoints_(static_cast<std::size_t>(partitions)) {}
+
+  void save(snapshot s, save_callback cb) override {
+    auto r = encode_snapshot(s, "memory");
+    if (!r)
+      return cb(std::move(r).error());
+    auto p = partition_for(s.id.str(), partitions());
+    {
+      std::lock_guard guard{mtx_};
+      snaps_[static_cast<std::size_t>(p.value())][s.id.str()] = std::move(s);
+    }
+    cb({});
+  }
+
+  expected<std::optional<snapshot>> load(const aggregate_id& id) override {
+    auto p = partition_for(id.str(), partitions());
+    std::lock_guard guard{mtx_};
+    auto& m = snaps_[static_cast<std::size_t>(p.value())];
+    auto i = m.find(id.str());
+    if (i == m.end())
+      return std::optional<snapshot>{};
+    return std::optional<snapshot>{i->second};
+  }
+
+  expected<void> scan(partition_id p, const std::function<void(snapshot)>& f,
+                      const std::function<void(const record&, const error&)>&) override {
+    if (p.value() < 0 || p.value() >= partitions())
+      return error{errc::invalid_argument, "no partition " + std::to_string(p.value())};
+    std::map<std::string, snapshot> copy;
+    {
+      std::lock_guard guard{mtx_};
+      copy = snaps_[static_cast<std::size_t>(p.value())];
+    }
+    for (auto& [k, s] : copy)
+      f(std::move(s));
+    return {};
+  }
+
+  expected<void> save_checkpoint(partition_id p, offset o) override {
+    if (p.value() < 0 || p.value() >= partitions() || o.value() < 0)
+      return error{errc::invalid_argument, "bad checkpoint partition or offset"};
+    std::lock_guard guard{mtx_};
+    checkpoints_[static_cast<std::size_t>(p.value())] = o;
+    return {};
+  }
+
+  expected<std::optional<offset>> load_checkpoint(partition_id p) override {
+    if (p.value() < 0 || p.value() >= partitions())
+      return error{errc::invalid_argument, "no partition " + std::to_string(p.value())};
+    std::lock_guard guard{mtx_};
+    return checkpoints_[static_cast<std::size_t>(p.value())];
+  }
+
+  std::int32_t partitions() const noexcept override { return static_cast<std::int32_t>(snaps_.size()); }
+
+ private:
+  std::mutex mtx_;
+  std::vector<std::map<std::string, snapshot>> snaps_;
+  std::vector<std::optional<offset>> checkpoints_;
+};
+
+} // namespace
+
+std::unique_ptr<snapshot_store> make_memory_snapshot_store(std::int32_t partitions) {
+  return std::make_unique<memory_snapshot_store>(partitions);
+}
+
+} // namespace cafes

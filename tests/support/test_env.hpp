@@ -1,0 +1,71 @@
+// Test environment: scaled timeouts, the real broker's address, private names per run.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <random>
+#include <stdexcept>
+#include <string>
+
+namespace cafes::test {
+
+/// Returns the factor that scales every timeout in tests (env CAFES_TIMEOUT_SCALE, default 1).
+inline double timeout_scale() {
+  if (const char* s = std::getenv("CAFES_TIMEOUT_SCALE")) {
+    try {
+      double v = std::stod(s);
+      if (v > 0)
+        return v;
+    } catch (...) {
+    }
+  }
+  return 1.0;
+}
+
+/// Returns `base` scaled by timeout_scale().
+inline std::chrono::milliseconds scaled(std::chrono::milliseconds base) {
+  return std::chrono::milliseconds{static_cast<long>(static_cast<double>(base.count()) * timeout_scale())};
+}
+
+/// Returns the real broker's bootstrap servers: env CAFES_BOOTSTRAP, or the file named by
+/// env CAFES_BOOTSTRAP_FILE (written by scripts/broker.sh). Throws if neither is set, so an
+/// integration test without a broker fails loudly instead of passing.
+inline std::string bootstrap() {
+  if (const char* s = std::getenv("CAFES_BOOTSTRAP"); s && *s)
+    return s;
+  if (const char* f = std::getenv("CAFES_BOOTSTRAP_FILE"); f && *f) {
+    std::ifstream in{f};
+    std::string line;
+    if (std::getline(in, line) && !line.empty())
+      return line;
+    throw std::runtime_error(std::string{"cannot read the bootstrap file "} + f);
+  }
+  throw std::runtime_error("no broker: set CAFES_BOOTSTRAP or CAFES_BOOTSTRAP_FILE (scripts/test-all.sh does)");
+}
+
+/// Returns a namespace unique to this process and call, so tests never share topics.
+inline std::string unique_ns(const std::string& what) {
+  static std::atomic<int> counter{0};
+  static const auto run = std::random_device{}();
+  return "t" + std::to_string(run % 1000000) + "-" + what + "-" + std::to_string(++counter);
+}
+
+} // namespace cafes::test
+
+#include <catch2/catch.hpp>
+
+#include "cafes/persistence/errc.hpp"
+
+namespace Catch {
+
+/// Prints an expected<T> as "ok" or its error, so failed REQUIREs say why.
+template <class T>
+struct StringMaker<cafes::expected<T>> {
+  static std::string convert(const cafes::expected<T>& x) {
+    return x ? std::string{"ok"} : "error " + x.error().to_string();
+  }
+};
+
+} // namespace Catch
