@@ -5,7 +5,7 @@ find_package(Threads REQUIRED)
 find_package(PkgConfig REQUIRED)
 find_package(spdlog REQUIRED)
 find_package(nlohmann_json REQUIRED)
-find_package(CLI11 QUIET)
+find_package(CLI11 REQUIRED)
 
 # CAF 0.17.6 ships no CMake package: look the files up by hand.
 if(NOT TARGET cafes_caf_core)

@@ -1,0 +1,137 @@
+// The messages between the runtime's actors (in-process only; never sent to other nodes).
+#pragma once
+
+#include <any>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <caf/all.hpp>
+
+#include "cafes/persistence/journal.hpp"
+#include "cafes/persistence/snapshot_store.hpp"
+
+namespace cafes {
+
+/// A command for one aggregate instance.
+struct command_msg {
+  std::string id;         ///< aggregate id (validated by the partition actor)
+  std::string command_id; ///< the client's command id (causation); may be empty
+  std::any command;       ///< one of the aggregate type's commands
+};
+
+/// The answer to a command: an error, or the handler's reply.
+struct command_reply {
+  std::optional<cafes::error> err;
+  std::any value;
+};
+
+/// Asks the journal actor to make these events durable (one aggregate's events, in order).
+struct persist_req {
+  std::vector<event_envelope> events;
+};
+
+/// The journal actor's answer: where each event landed, or an error.
+struct persist_res {
+  std::optional<cafes::error> err;
+  std::vector<position> positions;
+};
+
+/// A completed journal append, delivered to the journal actor from the journal's thread.
+struct batch_done {
+  std::uint64_t batch = 0;
+  expected<std::vector<position>> result{std::vector<position>{}};
+};
+
+/// Lifts the journal actor's refusal of an aggregate whose persist failed.
+struct unpoison_msg {
+  std::string id;
+};
+
+/// An aggregate tells its partition that events became durable.
+struct persisted_msg {
+  std::string id;
+  seq_nr seq;
+  offset first;
+  offset last;
+  std::uint64_t count = 0;
+};
+
+/// An aggregate (or the partition itself) reports a durable snapshot.
+struct snapshot_done_msg {
+  std::string id;
+  seq_nr seq;
+  offset off;
+  std::optional<cafes::error> err;
+};
+
+/// An idle aggregate offers to stop; the partition accepts only if nothing was routed since.
+struct passivate_msg {
+  std::string id;
+  std::uint64_t handled = 0;
+  std::any state;
+  seq_nr seq;
+  offset last;
+  bool dirty = false; ///< events since the last snapshot
+};
+
+/// The partition asks a live aggregate to snapshot now (it holds the checkpoint back).
+struct snapshot_now_msg {};
+/// The partition asks a live aggregate to offer passivation now (resident cap).
+struct passivate_now_msg {};
+
+/// The snapshots and checkpoint of one partition, read by its I/O actor.
+struct scan_result {
+  std::optional<cafes::error> err;
+  std::vector<snapshot> snapshots;
+  std::optional<offset> checkpoint;
+  std::uint64_t corrupt = 0;
+};
+
+/// Events of one aggregate read back after a failed persist.
+struct catch_up_result {
+  std::optional<cafes::error> err;
+  std::vector<event_envelope> events;
+  std::vector<offset> offsets;
+};
+
+/// One chunk of a journal partition, read by the I/O actor.
+struct read_result {
+  std::optional<cafes::error> err;
+  read_chunk chunk;
+};
+
+/// The outcome of storing a checkpoint.
+struct checkpoint_result {
+  std::optional<cafes::error> err;
+  offset off;
+};
+
+using scan_atom = caf::atom_constant<caf::atom("scan")>;
+using read_atom = caf::atom_constant<caf::atom("read")>;
+using catchup_atom = caf::atom_constant<caf::atom("catchup")>;
+using checkpt_atom = caf::atom_constant<caf::atom("checkpt")>;
+using stats_atom = caf::atom_constant<caf::atom("stats")>;
+using query_atom = caf::atom_constant<caf::atom("query")>;
+
+} // namespace cafes
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cafes::command_msg)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cafes::command_reply)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cafes::persist_req)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cafes::persist_res)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cafes::batch_done)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cafes::unpoison_msg)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cafes::persisted_msg)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cafes::snapshot_done_msg)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cafes::passivate_msg)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cafes::snapshot_now_msg)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cafes::passivate_now_msg)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cafes::scan_result)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cafes::catch_up_result)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cafes::read_result)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cafes::checkpoint_result)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cafes::error)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cafes::offset)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::shared_ptr<const std::function<bool(const std::any&)>>)

@@ -1,0 +1,46 @@
+// Counters of the journal actor and the partition actors, readable from any thread.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+
+namespace cafes {
+
+/// Counters of one aggregate type on one node (summed over its partitions).
+struct host_stats {
+  std::atomic<std::uint64_t> aggregates_recovered{0}; ///< aggregates with state after recovery
+  std::atomic<std::uint64_t> events_replayed{0};      ///< journal events read during recovery
+  std::atomic<std::uint64_t> snapshots_read{0};       ///< snapshots loaded during recovery
+  std::atomic<std::uint64_t> corrupt_snapshots{0};    ///< snapshots that did not decode
+  std::atomic<std::uint64_t> sequence_errors{0};      ///< gaps or repeats found
+  std::atomic<std::uint64_t> snapshots_written{0};
+  std::atomic<std::uint64_t> checkpoints_written{0};
+  std::atomic<std::uint64_t> passivations{0};
+  std::atomic<std::uint64_t> activations{0};
+  std::atomic<std::uint64_t> resident{0};             ///< live aggregate actors now
+  std::atomic<std::uint64_t> partitions_ready{0};
+  std::atomic<std::uint64_t> commands{0};
+  std::atomic<std::uint64_t> rejections{0};
+  std::atomic<std::uint64_t> events_persisted{0};
+  std::atomic<std::uint64_t> persist_failures{0};
+  std::atomic<std::uint64_t> batches{0};              ///< journal appends
+  std::atomic<std::uint64_t> batch_events{0};         ///< events in all batches
+  std::atomic<std::uint64_t> batch_max{0};            ///< largest batch
+  /// Batch sizes: bucket i counts batches of [2^i, 2^(i+1)) events.
+  std::array<std::atomic<std::uint64_t>, 16> batch_hist{};
+
+  void record_batch(std::uint64_t n) {
+    ++batches;
+    batch_events += n;
+    auto m = batch_max.load();
+    while (n > m && !batch_max.compare_exchange_weak(m, n)) {
+    }
+    std::size_t b = 0;
+    while ((std::uint64_t{2} << b) <= n && b + 1 < batch_hist.size())
+      ++b;
+    ++batch_hist[b];
+  }
+};
+
+} // namespace cafes

@@ -1,0 +1,289 @@
+// The aggregate actor: one persistent aggregate instance. Decides, persists, then replies.
+#include <deque>
+
+#include "internal.hpp"
+#include "logger.hpp"
+
+namespace cafes::detail {
+
+namespace {
+
+struct waiting {
+  command_msg msg;
+  caf::response_promise rp;
+};
+
+struct in_flight {
+  caf::response_promise rp;
+  std::any reply;
+  std::vector<std::any> events; // empty: a reply that waits only for the persists before it
+  bool done = false;
+};
+
+struct aggregate_state {
+  static inline const char* name = "cafes.aggregate";
+  context_ptr ctx;
+  caf::actor partition;
+  caf::actor io;
+  aggregate_id id;
+  std::any durable;     // state after the last durable event
+  std::any speculative; // pipelining: state after the events in flight
+  seq_nr seq{0};        // last durable sequence number
+  std::uint64_t next_seq = 0;
+  offset last{-1};      // journal offset of the last durable event
+  std::uint64_t since_snapshot = 0;
+  std::uint64_t handled = 0;
+  std::uint64_t generation = 0; // bumped on failure: stale persist results are ignored
+  std::deque<waiting> stash;
+  std::deque<in_flight> flight;
+  bool recovering = false;
+  std::optional<cafes::error> broken; // corruption found: every command gets this error
+};
+
+using self_ptr = caf::stateful_actor<aggregate_state>*;
+
+void pump(self_ptr self);
+
+void take_snapshot(self_ptr self) {
+  auto& st = self->state;
+  if (st.seq.value() == 0)
+    return;
+  st.since_snapshot = 0;
+  save_snapshot(*st.ctx, st.partition, st.id.str(), st.durable, st.seq, st.last);
+}
+
+void offer_passivation(self_ptr self) {
+  auto& st = self->state;
+  if (!st.flight.empty() || !st.stash.empty() || st.recovering)
+    return;
+  self->send(st.partition, passivate_msg{st.id.str(), st.handled, st.durable, st.seq, st.last, st.since_snapshot > 0});
+}
+
+// Delivers the replies at the front whose events are durable, in command order.
+void deliver_ready(self_ptr self) {
+  auto& st = self->state;
+  while (!st.flight.empty() && (st.flight.front().done || st.flight.front().events.empty())) {
+    auto& f = st.flight.front();
+    f.rp.deliver(command_reply{std::nullopt, std::move(f.reply)});
+    st.flight.pop_front();
+  }
+}
+
+void fail_all(self_ptr self, const cafes::error& e) {
+  auto& st = self->state;
+  ++st.generation;
+  cafes::error out{actor_errc::persist_failed, e.message.empty() ? e.to_string() : e.message};
+  for (auto& f : st.flight)
+    f.rp.deliver(command_reply{out, {}});
+  for (auto& w : st.stash)
+    w.rp.deliver(command_reply{out, {}});
+  st.flight.clear();
+  st.stash.clear();
+  st.next_seq = st.seq.value();
+  st.speculative.reset();
+  // The outcome is unknown: events may have landed. Re-read the journal before going on.
+  st.recovering = true;
+  auto gen = st.generation;
+  self->request(st.io, caf::infinite, catchup_atom::value, st.id.str(), offset{st.last.value() + 1})
+    .then(
+      [=](catch_up_result& r) {
+        auto& s = self->state;
+        if (gen != s.generation)
+          return;
+        if (r.err) {
+          s.broken = cafes::error{actor_errc::recovery_failed, "catch-up of '" + s.id.str() + "': " + r.err->to_string()};
+        } else {
+          for (std::size_t i = 0; i < r.events.size(); ++i) {
+            auto& ev = r.events[i];
+            if (ev.seq.value() <= s.seq.value())
+              continue;
+            if (ev.seq.value() != s.seq.value() + 1) {
+              s.broken = cafes::error{errc::sequence_gap, "aggregate '" + s.id.str() + "' jumps from " +
+                                                              std::to_string(s.seq.value()) + " to " +
+                                                              std::to_string(ev.seq.value()) + " at " +
+                                                              s.ctx->cfg.journal->topic() + "@" +
+                                                              std::to_string(r.offsets[i].value())};
+              break;
+            }
+            auto typed = s.ctx->cfg.ops->decode_event(ev);
+            if (!typed) {
+              s.broken = typed.error();
+              break;
+            }
+            s.ctx->cfg.ops->apply(s.durable, *typed);
+            s.seq = ev.seq;
+            s.last = r.offsets[i];
+            ++s.since_snapshot;
+            self->send(s.partition, persisted_msg{s.id.str(), s.seq, r.offsets[i], r.offsets[i], 1});
+          }
+        }
+        if (s.broken)
+          actors_log().error("{}", s.broken->to_string());
+        s.next_seq = s.seq.value();
+        s.recovering = false;
+        self->send(s.ctx->journal_actor, unpoison_msg{s.id.str()});
+        pump(self);
+      },
+      [=](caf::error& err) {
+        auto& s = self->state;
+        s.broken = cafes::error{actor_errc::recovery_failed, "catch-up failed: " + self->system().render(err)};
+        s.recovering = false;
+        pump(self);
+      });
+}
+
+void on_persisted(self_ptr self, std::uint64_t gen, persist_res& r) {
+  auto& st = self->state;
+  if (gen != st.generation)
+    return;
+  if (r.err) {
+    fail_all(self, *r.err);
+    pump(self);
+    return;
+  }
+  // The journal answers one aggregate's requests in order: this is the oldest undone one.
+  auto it = std::find_if(st.flight.begin(), st.flight.end(), [](auto& f) { return !f.done && !f.events.empty(); });
+  if (it == st.flight.end() || r.positions.size() != it->events.size()) {
+    fail_all(self, cafes::error{actor_errc::persist_failed, "journal answer does not match the request"});
+    pump(self);
+    return;
+  }
+  for (auto& e : it->events)
+    st.ctx->cfg.ops->apply(st.durable, e);
+  const auto n = it->events.size();
+  st.seq = seq_nr{st.seq.value() + n};
+  st.last = r.positions.back().off;
+  it->done = true;
+  if (st.ctx->cfg.stats)
+    st.ctx->cfg.stats->events_persisted += n;
+  self->send(st.partition, persisted_msg{st.id.str(), st.seq, r.positions.front().off, st.last, n});
+  deliver_ready(self);
+  st.since_snapshot += n;
+  if (st.ctx->cfg.snapshot_every > 0 && st.since_snapshot >= st.ctx->cfg.snapshot_every)
+    take_snapshot(self);
+  pump(self);
+}
+
+void pump(self_ptr self) {
+  auto& st = self->state;
+  const auto& ctx = *st.ctx;
+  const bool pipelining = ctx.cfg.ops->pipelining();
+  while (!st.recovering && !st.stash.empty() && (st.flight.empty() || pipelining)) {
+    auto w = std::move(st.stash.front());
+    st.stash.pop_front();
+    if (st.broken) {
+      w.rp.deliver(command_reply{*st.broken, {}});
+      continue;
+    }
+    if (st.flight.empty())
+      st.speculative.reset();
+    const std::any& base = st.speculative.has_value() ? st.speculative : st.durable;
+    auto d = ctx.cfg.ops->decide(base, w.msg.command);
+    if (d.rejection) {
+      if (ctx.cfg.stats)
+        ++ctx.cfg.stats->rejections;
+      w.rp.deliver(command_reply{std::move(d.rejection), {}});
+      continue;
+    }
+    if (d.events.empty()) {
+      if (st.flight.empty())
+        w.rp.deliver(command_reply{std::nullopt, std::move(d.reply)});
+      else
+        st.flight.push_back(in_flight{w.rp, std::move(d.reply), {}, true});
+      continue;
+    }
+    std::vector<event_envelope> envs;
+    std::optional<cafes::error> bad;
+    auto seq = st.next_seq;
+    for (auto& ev : d.events) {
+      auto enc = ctx.cfg.ops->encode_event(ev);
+      if (!enc) {
+        bad = enc.error();
+        break;
+      }
+      event_envelope e;
+      e.id = st.id;
+      e.seq = seq_nr{++seq};
+      e.type = std::move(enc->type);
+      e.schema_version = enc->version;
+      e.source = ctx.source;
+      e.command_id = w.msg.command_id;
+      e.writer_node = ctx.cfg.node_name;
+      e.writer_epoch = ctx.cfg.epoch;
+      e.payload = std::move(enc->bytes);
+      // Check the limits here, so that one bad event never fails other aggregates' batch.
+      if (auto r = encode_event(e, "check", ctx.cfg.limits); !r) {
+        bad = r.error();
+        break;
+      }
+      envs.push_back(std::move(e));
+    }
+    if (bad) {
+      if (ctx.cfg.stats)
+        ++ctx.cfg.stats->rejections;
+      w.rp.deliver(command_reply{std::move(bad), {}});
+      continue;
+    }
+    st.next_seq = seq;
+    if (pipelining) {
+      if (!st.speculative.has_value())
+        st.speculative = st.durable;
+      for (auto& ev : d.events)
+        ctx.cfg.ops->apply(st.speculative, ev);
+    }
+    st.flight.push_back(in_flight{w.rp, std::move(d.reply), std::move(d.events), false});
+    auto gen = st.generation;
+    self->request(ctx.journal_actor, caf::infinite, persist_req{std::move(envs)})
+      .then([=](persist_res& r) { on_persisted(self, gen, r); },
+            [=](caf::error& err) {
+              persist_res r;
+              r.err = cafes::error{actor_errc::persist_failed, self->system().render(err)};
+              on_persisted(self, gen, r);
+            });
+  }
+}
+
+caf::behavior aggregate_actor(self_ptr self, context_ptr ctx, caf::actor partition, caf::actor io,
+                              aggregate_start start) {
+  auto& st = self->state;
+  st.ctx = std::move(ctx);
+  st.partition = std::move(partition);
+  st.io = std::move(io);
+  st.id = aggregate_id::unchecked(std::move(start.id));
+  st.durable = start.state.has_value() ? std::move(start.state) : st.ctx->cfg.ops->initial_state();
+  st.seq = start.seq;
+  st.next_seq = start.seq.value();
+  st.last = start.last;
+  st.since_snapshot = start.since_snapshot;
+  return {
+    [=](command_msg& m) {
+      auto& s = self->state;
+      ++s.handled;
+      auto rp = self->make_response_promise();
+      if (s.stash.size() >= s.ctx->cfg.max_stash) {
+        rp.deliver(command_reply{cafes::error{actor_errc::overloaded, "aggregate '" + s.id.str() + "' has " +
+                                                                          std::to_string(s.stash.size()) +
+                                                                          " commands waiting"},
+                                 {}});
+        return;
+      }
+      s.stash.push_back(waiting{std::move(m), rp});
+      pump(self);
+    },
+    [=](snapshot_now_msg) {
+      if (self->state.since_snapshot > 0)
+        take_snapshot(self);
+    },
+    [=](passivate_now_msg) { offer_passivation(self); },
+    caf::after(st.ctx->cfg.idle_timeout) >> [=] { offer_passivation(self); },
+  };
+}
+
+} // namespace
+
+caf::actor spawn_aggregate(caf::local_actor* parent, context_ptr ctx, caf::actor partition, caf::actor io,
+                           aggregate_start start) {
+  return parent->spawn(aggregate_actor, std::move(ctx), std::move(partition), std::move(io), std::move(start));
+}
+
+} // namespace cafes::detail

@@ -1,0 +1,390 @@
+// The partition actor: recovers one partition, hosts its aggregates, keeps recovery bounded.
+#include <deque>
+#include <map>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "internal.hpp"
+#include "logger.hpp"
+
+namespace cafes::detail {
+
+namespace {
+
+struct cold_entry {
+  std::any state;
+  seq_nr seq{0};
+  offset last{-1};
+  std::uint64_t since_snapshot = 0;
+  std::uint64_t snapshot_seq = 0; // during recovery: the seq its snapshot covers
+};
+
+struct live_entry {
+  caf::actor actor;
+  std::uint64_t routed = 0;
+  std::uint64_t tick = 0;
+};
+
+// Where an aggregate's events stand against its latest durable snapshot.
+struct track {
+  std::int64_t uncovered = -1; // offset of the first event not covered by a snapshot
+  std::int64_t last = -1;      // offset of its last event
+};
+
+struct partition_state {
+  static inline const char* name = "cafes.partition";
+  context_ptr ctx;
+  partition_id p;
+  caf::actor io;
+  bool ready = false;
+  std::optional<cafes::error> failure;
+  std::deque<std::pair<command_msg, caf::response_promise>> stash;
+  std::unordered_map<std::string, live_entry> live;
+  std::unordered_map<std::string, cold_entry> cold;
+  std::unordered_map<std::string, track> tracks;
+  std::map<std::int64_t, std::unordered_set<std::string>> holders; // uncovered offset -> ids
+  std::unordered_set<std::string> snapshot_requested;
+  std::int64_t end = 0;              // one past the last offset seen
+  std::int64_t stored_checkpoint = 0;
+  bool checkpoint_in_flight = false;
+  std::uint64_t tick = 0;
+};
+
+using self_ptr = caf::stateful_actor<partition_state>*;
+
+std::int64_t checkpoint(const partition_state& st) {
+  return st.holders.empty() ? st.end : st.holders.begin()->first;
+}
+
+void set_uncovered(partition_state& st, const std::string& id, std::int64_t off) {
+  auto& t = st.tracks[id];
+  if (t.uncovered >= 0) {
+    auto h = st.holders.find(t.uncovered);
+    if (h != st.holders.end()) {
+      h->second.erase(id);
+      if (h->second.empty())
+        st.holders.erase(h);
+    }
+  }
+  t.uncovered = off;
+  if (off >= 0)
+    st.holders[off].insert(id);
+}
+
+void maybe_store_checkpoint(self_ptr self) {
+  auto& st = self->state;
+  const auto c = checkpoint(st);
+  const auto step = std::max<std::int64_t>(1, static_cast<std::int64_t>(st.ctx->cfg.max_replay / 8));
+  if (st.checkpoint_in_flight || c <= st.stored_checkpoint || (c - st.stored_checkpoint < step && !st.holders.empty()))
+    return;
+  st.checkpoint_in_flight = true;
+  self->request(st.io, caf::infinite, checkpt_atom::value, offset{c})
+    .then([=](checkpoint_result& r) {
+      auto& s = self->state;
+      s.checkpoint_in_flight = false;
+      if (r.err) {
+        actors_log().warn("checkpoint of {}/{} not stored: {}", s.ctx->cfg.journal->topic(), s.p.value(),
+                          r.err->to_string());
+        return;
+      }
+      s.stored_checkpoint = std::max(s.stored_checkpoint, r.off.value());
+      if (s.ctx->cfg.stats)
+        ++s.ctx->cfg.stats->checkpoints_written;
+      maybe_store_checkpoint(self);
+    });
+}
+
+// Snapshots the aggregates that hold the checkpoint back, so that recovery stays within
+// max_replay. It starts at half the bound, so the snapshots land before the bound is reached.
+void keep_bounded(self_ptr self) {
+  auto& st = self->state;
+  const auto max_replay = static_cast<std::int64_t>(st.ctx->cfg.max_replay);
+  if (max_replay <= 0 || st.end - checkpoint(st) <= max_replay / 2)
+    return;
+  const auto target = st.end - max_replay / 2;
+  std::size_t asked = 0;
+  for (auto& [off, ids] : st.holders) {
+    if (off >= target || asked >= 256)
+      break;
+    for (auto& id : ids) {
+      if (st.snapshot_requested.count(id))
+        continue;
+      st.snapshot_requested.insert(id);
+      ++asked;
+      if (auto l = st.live.find(id); l != st.live.end()) {
+        self->send(l->second.actor, snapshot_now_msg{});
+      } else if (auto c = st.cold.find(id); c != st.cold.end()) {
+        c->second.since_snapshot = 0;
+        save_snapshot(*st.ctx, self, id, c->second.state, c->second.seq, c->second.last);
+      }
+    }
+  }
+}
+
+void activate(self_ptr self, command_msg& m, caf::response_promise& rp);
+
+void serve_stash(self_ptr self) {
+  auto stash = std::move(self->state.stash);
+  self->state.stash.clear();
+  for (auto& [m, rp] : stash)
+    activate(self, m, rp);
+}
+
+void evict(self_ptr self) {
+  auto& st = self->state;
+  if (st.live.size() <= st.ctx->cfg.max_resident)
+    return;
+  // Ask the least recently used tenth of the residents to passivate; busy ones decline.
+  std::vector<std::pair<std::uint64_t, caf::actor>> by_age;
+  by_age.reserve(st.live.size());
+  for (auto& [id, l] : st.live)
+    by_age.emplace_back(l.tick, l.actor);
+  auto n = std::max<std::size_t>(1, st.live.size() / 10);
+  std::nth_element(by_age.begin(), by_age.begin() + static_cast<std::ptrdiff_t>(n - 1), by_age.end(),
+                   [](auto& a, auto& b) { return a.first < b.first; });
+  for (std::size_t i = 0; i < n; ++i)
+    self->send(by_age[i].second, passivate_now_msg{});
+}
+
+void activate(self_ptr self, command_msg& m, caf::response_promise& rp) {
+  auto& st = self->state;
+  if (st.failure) {
+    rp.deliver(command_reply{*st.failure, {}});
+    return;
+  }
+  if (st.ctx->cfg.stats)
+    ++st.ctx->cfg.stats->commands;
+  auto id = aggregate_id::make(m.id);
+  if (!id) {
+    rp.deliver(command_reply{id.error(), {}});
+    return;
+  }
+  auto l = st.live.find(m.id);
+  if (l == st.live.end()) {
+    aggregate_start start;
+    start.id = m.id;
+    if (auto c = st.cold.find(m.id); c != st.cold.end()) {
+      start.state = std::move(c->second.state);
+      start.seq = c->second.seq;
+      start.last = c->second.last;
+      start.since_snapshot = c->second.since_snapshot;
+      st.cold.erase(c);
+    }
+    auto a = spawn_aggregate(self, st.ctx, self, st.io, std::move(start));
+    l = st.live.emplace(m.id, live_entry{a, 0, 0}).first;
+    if (st.ctx->cfg.stats) {
+      ++st.ctx->cfg.stats->activations;
+      ++st.ctx->cfg.stats->resident;
+    }
+    evict(self);
+  }
+  ++l->second.routed;
+  l->second.tick = ++st.tick;
+  rp.delegate(l->second.actor, std::move(m));
+}
+
+void finish_recovery(self_ptr self) {
+  auto& st = self->state;
+  st.ready = true;
+  if (st.ctx->cfg.stats) {
+    st.ctx->cfg.stats->aggregates_recovered += st.cold.size();
+    ++st.ctx->cfg.stats->partitions_ready;
+  }
+  actors_log().info("partition {}/{} ready: {} aggregates, checkpoint {}, end {}", st.ctx->cfg.journal->topic(),
+                    st.p.value(), st.cold.size(), checkpoint(st), st.end);
+  keep_bounded(self);
+  serve_stash(self);
+}
+
+void fail_recovery(self_ptr self, cafes::error e) {
+  auto& st = self->state;
+  actors_log().error("partition {}/{} stops: {}", st.ctx->cfg.journal->topic(), st.p.value(), e.to_string());
+  st.failure = cafes::error{actor_errc::recovery_failed, e.to_string()};
+  st.ready = true;
+  serve_stash(self);
+}
+
+// Applies one recovered event; returns an error on a gap or a repeat.
+expected<void> replay_one(partition_state& st, event_envelope& ev, offset off) {
+  auto& c = st.cold[ev.id.str()];
+  if (!c.state.has_value())
+    c.state = st.ctx->cfg.ops->initial_state();
+  auto at = [&] {
+    return " at " + st.ctx->cfg.journal->topic() + "/" + std::to_string(st.p.value()) + "@" +
+           std::to_string(off.value());
+  };
+  if (ev.seq.value() <= c.snapshot_seq)
+    return {}; // covered by the snapshot
+  if (ev.seq.value() <= c.seq.value())
+    return cafes::error{errc::sequence_repeat, "aggregate '" + ev.id.str() + "' repeats seq " +
+                                                   std::to_string(ev.seq.value()) + at()};
+  if (ev.seq.value() != c.seq.value() + 1)
+    return cafes::error{errc::sequence_gap, "aggregate '" + ev.id.str() + "' jumps from seq " +
+                                                std::to_string(c.seq.value()) + " to " +
+                                                std::to_string(ev.seq.value()) + at()};
+  auto typed = st.ctx->cfg.ops->decode_event(ev);
+  if (!typed)
+    return cafes::error{typed.error().code, typed.error().message + at()};
+  st.ctx->cfg.ops->apply(c.state, *typed);
+  c.seq = ev.seq;
+  c.last = off;
+  ++c.since_snapshot;
+  auto& t = st.tracks[ev.id.str()];
+  if (t.uncovered < 0)
+    set_uncovered(st, ev.id.str(), off.value());
+  t.last = off.value();
+  return {};
+}
+
+void replay(self_ptr self, offset from) {
+  auto& st = self->state;
+  self->request(st.io, caf::infinite, read_atom::value, from, st.ctx->cfg.replay_chunk)
+    .then(
+      [=](read_result& r) {
+        auto& s = self->state;
+        if (r.err)
+          return fail_recovery(self, *r.err);
+        if (s.ctx->cfg.stats)
+          s.ctx->cfg.stats->events_replayed += r.chunk.events.size();
+        for (std::size_t i = 0; i < r.chunk.events.size(); ++i) {
+          if (auto ok = replay_one(s, r.chunk.events[i], r.chunk.offsets[i]); !ok) {
+            if (s.ctx->cfg.stats)
+              ++s.ctx->cfg.stats->sequence_errors;
+            return fail_recovery(self, ok.error());
+          }
+          s.end = r.chunk.offsets[i].value() + 1;
+        }
+        s.end = std::max(s.end, r.chunk.next.value());
+        if (r.chunk.end)
+          return finish_recovery(self);
+        replay(self, r.chunk.next);
+      },
+      [=](caf::error& err) { fail_recovery(self, cafes::error{actor_errc::recovery_failed, self->system().render(err)}); });
+}
+
+void recover(self_ptr self) {
+  auto& st = self->state;
+  self->request(st.io, caf::infinite, scan_atom::value)
+    .then(
+      [=](scan_result& r) {
+        auto& s = self->state;
+        if (r.err)
+          return fail_recovery(self, *r.err);
+        bool fallback = r.corrupt > 0;
+        for (auto& snap : r.snapshots) {
+          auto state = s.ctx->cfg.ops->decode_state(snap.state_type, snap.state_version, snap.state);
+          if (!state) {
+            actors_log().error("snapshot of '{}' in partition {} does not decode ({}); it recovers from the journal",
+                               snap.id.str(), s.p.value(), state.error().to_string());
+            ++r.corrupt;
+            fallback = true;
+            continue;
+          }
+          s.cold[snap.id.str()] = cold_entry{std::move(*state), snap.seq, snap.journal_offset, 0, snap.seq.value()};
+          s.tracks[snap.id.str()].last = snap.journal_offset.value();
+          s.end = std::max(s.end, snap.journal_offset.value() + 1);
+        }
+        if (s.ctx->cfg.stats) {
+          s.ctx->cfg.stats->snapshots_read += r.snapshots.size();
+          s.ctx->cfg.stats->corrupt_snapshots += r.corrupt;
+        }
+        // A corrupt snapshot means the checkpoint cannot be trusted for its aggregate: replay
+        // the partition from its start (logged above and counted), never lose events.
+        std::int64_t from = 0;
+        if (r.checkpoint && !fallback)
+          from = r.checkpoint->value();
+        s.stored_checkpoint = from;
+        s.end = std::max(s.end, from);
+        replay(self, offset{from});
+      },
+      [=](caf::error& err) { fail_recovery(self, cafes::error{actor_errc::recovery_failed, self->system().render(err)}); });
+}
+
+caf::behavior partition_actor(self_ptr self, context_ptr ctx, partition_id p) {
+  auto& st = self->state;
+  st.ctx = std::move(ctx);
+  st.p = p;
+  st.io = spawn_io(self, st.ctx, p);
+  // Stopping a partition stops its aggregates (they are not linked: passivation ends them).
+  self->set_exit_handler([=](caf::exit_msg& em) {
+    for (auto& [id, l] : self->state.live)
+      self->send_exit(l.actor, em.reason);
+    self->quit(em.reason);
+  });
+  recover(self);
+  return {
+    [=](command_msg& m) {
+      auto& s = self->state;
+      auto rp = self->make_response_promise();
+      if (!s.ready) {
+        if (s.stash.size() >= s.ctx->cfg.max_stash) {
+          rp.deliver(command_reply{cafes::error{actor_errc::overloaded, "partition " + std::to_string(s.p.value()) +
+                                                                            " is recovering and has " +
+                                                                            std::to_string(s.stash.size()) +
+                                                                            " commands waiting"},
+                                   {}});
+          return;
+        }
+        s.stash.emplace_back(std::move(m), rp);
+        return;
+      }
+      activate(self, m, rp);
+    },
+    [=](persisted_msg& m) {
+      auto& s = self->state;
+      auto& t = s.tracks[m.id];
+      if (t.uncovered < 0)
+        set_uncovered(s, m.id, m.first.value());
+      t.last = std::max(t.last, m.last.value());
+      s.end = std::max(s.end, m.last.value() + 1);
+      keep_bounded(self);
+    },
+    [=](snapshot_done_msg& m) {
+      auto& s = self->state;
+      s.snapshot_requested.erase(m.id);
+      if (m.err) {
+        actors_log().warn("snapshot of '{}' failed: {}", m.id, m.err->to_string());
+        return;
+      }
+      if (s.ctx->cfg.stats)
+        ++s.ctx->cfg.stats->snapshots_written;
+      auto& t = s.tracks[m.id];
+      if (t.uncovered >= 0 && t.uncovered <= m.off.value())
+        set_uncovered(s, m.id, t.last > m.off.value() ? m.off.value() + 1 : -1);
+      maybe_store_checkpoint(self);
+    },
+    [=](passivate_msg& m) {
+      auto& s = self->state;
+      auto l = s.live.find(m.id);
+      if (l == s.live.end() || l->second.routed != m.handled)
+        return; // a command is on its way to it: it stays
+      self->send_exit(l->second.actor, caf::exit_reason::user_shutdown);
+      s.live.erase(l);
+      auto& c = s.cold[m.id];
+      c = cold_entry{std::move(m.state), m.seq, m.last, 0, 0};
+      if (m.dirty) // snapshot on passivation
+        save_snapshot(*s.ctx, self, m.id, c.state, c.seq, c.last);
+      if (s.ctx->cfg.stats) {
+        ++s.ctx->cfg.stats->passivations;
+        --s.ctx->cfg.stats->resident;
+      }
+    },
+    [=](query_atom, std::shared_ptr<const std::function<bool(const std::any&)>> pred) {
+      // Ids of the resident-free (cold) aggregates whose state matches; right after recovery
+      // that is every aggregate of the partition.
+      std::vector<std::string> ids;
+      for (auto& [id, c] : self->state.cold)
+        if ((*pred)(c.state))
+          ids.push_back(id);
+      return ids;
+    },
+  };
+}
+
+} // namespace
+
+caf::actor spawn_partition(caf::actor_system& sys, context_ptr ctx, partition_id p) {
+  return sys.spawn(partition_actor, std::move(ctx), p);
+}
+
+} // namespace cafes::detail

@@ -1,0 +1,174 @@
+// A cafes node: the actor system, the Kafka clients and the hosted aggregate types.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <future>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <caf/all.hpp>
+
+#include "cafes/actors/aggregate.hpp"
+#include "cafes/actors/host.hpp"
+#include "cafes/actors/messages.hpp"
+#include "cafes/actors/ops.hpp"
+#include "cafes/persistence/kafka_config.hpp"
+
+namespace CLI {
+class App;
+}
+
+namespace cafes {
+
+/// Where a node keeps its journal.
+enum class storage_kind {
+  kafka,  ///< Kafka: the real broker, or the embedded mock cluster when no bootstrap is set
+  memory, ///< in-process memory: nothing durable (tests and tools)
+};
+
+/// A node's configuration: from a file plus the command line (node_config::from_args).
+struct node_config {
+  std::string bootstrap;              ///< "host:port,…"; empty: the embedded mock cluster
+  std::string ns = "cafes";           ///< namespace: prefix of every topic
+  std::string node_name = "node-1";
+  journal_mode mode = journal_mode::idempotent;
+  storage_kind storage = storage_kind::kafka;
+  int embedded_brokers = 1;
+  std::size_t threads = 0;            ///< CAF scheduler threads; 0: the machine's cores
+  std::chrono::milliseconds command_timeout{10'000};
+  std::chrono::milliseconds delivery_timeout{30'000};
+  std::chrono::milliseconds request_timeout{10'000};
+  std::string log_level = "info";
+
+  /// Adds the node's options (--bootstrap, --namespace, …, --config FILE) to a CLI11 app, so
+  /// that an application can extend its own command line with them.
+  void add_options(CLI::App& app);
+
+  /// Parses the options from argv (and the INI/TOML file given with --config). Fails with
+  /// invalid_argument and a message that names the bad option; --help prints the options.
+  static expected<node_config> from_args(int argc, char** argv);
+};
+
+/// How to host one aggregate type.
+struct host_options {
+  std::int32_t partitions = 12;
+  std::int16_t replication = 1;
+  std::uint64_t snapshot_every = 100;
+  std::uint64_t max_replay = 10'000;
+  std::chrono::milliseconds idle_timeout{60'000};
+  std::size_t max_resident = 100'000;  ///< live aggregate actors per partition
+  std::size_t max_stash = 1000;
+  batching_config batching;
+  /// Storage to use instead of the node's (tests inject counting or faulty journals here).
+  std::shared_ptr<cafes::journal> journal;
+  std::shared_ptr<cafes::snapshot_store> snapshots;
+};
+
+/// A running node. Create it, host() the aggregate types, then ask() them. The destructor
+/// stops the actors and the Kafka clients.
+class node {
+ public:
+  /// Starts the actor system and (for Kafka storage) the Kafka clients or the embedded
+  /// cluster. Throws bad_expected_access on failure; node::start returns the error instead.
+  explicit node(node_config cfg);
+  ~node();
+  node(const node&) = delete;
+  node& operator=(const node&) = delete;
+
+  /// Starts a node, or returns why it cannot start.
+  static expected<std::unique_ptr<node>> start(node_config cfg);
+
+  /// Hosts aggregate type A: provisions its topics, opens its journal and snapshot store,
+  /// and starts its partitions (which recover, then serve).
+  template <aggregate_type A>
+  expected<void> host(host_options opts = {}) {
+    return host_impl(make_ops<A>(), std::move(opts));
+  }
+
+  /// Sends command `c` to aggregate (A, id) and waits for the reply (from plain C++ code;
+  /// never from inside an actor). Fails with the handler's rejection, a persistence error,
+  /// or timeout after the command timeout.
+  template <aggregate_type A, class C>
+  expected<reply_t<A, C>> ask(std::string_view id, C c, std::string command_id = {}) {
+    return ask_async<A>(id, std::move(c), std::move(command_id)).get();
+  }
+
+  /// Sends command `c` and returns a future of the reply.
+  template <aggregate_type A, class C>
+  std::future<expected<reply_t<A, C>>> ask_async(std::string_view id, C c, std::string command_id = {}) {
+    using R = reply_t<A, C>;
+    auto done = std::make_shared<std::promise<expected<R>>>();
+    auto f = done->get_future();
+    send_command(A::name, command_msg{std::string{id}, std::move(command_id), std::any{std::move(c)}},
+                 [done](command_reply r) {
+                   if (r.err)
+                     done->set_value(std::move(*r.err));
+                   else if (auto* v = std::any_cast<R>(&r.value))
+                     done->set_value(std::move(*v));
+                   else
+                     done->set_value(cafes::error{errc::type_mismatch, "reply of an unexpected type"});
+                 });
+    return f;
+  }
+
+  /// Returns the actor that routes commands of aggregate type A to their partitions, for use
+  /// inside actors: self->request(node.router<A>(), timeout, make_command<A>(id, cmd)).
+  template <aggregate_type A>
+  expected<caf::actor> router() const {
+    return router_of(A::name);
+  }
+
+  /// Returns the ids of A's non-resident aggregates whose state satisfies `pred` (use it
+  /// after start-up, when every recovered aggregate is non-resident, e.g. to resume sagas).
+  template <aggregate_type A>
+  expected<std::vector<std::string>> query(std::function<bool(const typename A::state&)> pred) {
+    return query_impl(A::name, [pred = std::move(pred)](const std::any& s) {
+      return pred(std::any_cast<const typename A::state&>(s));
+    });
+  }
+
+  /// Waits until every partition of every hosted type has recovered (bounded by `timeout`).
+  expected<void> wait_ready(std::chrono::milliseconds timeout);
+
+  /// Returns the counters of aggregate type `name`, or nullptr.
+  std::shared_ptr<const host_stats> stats(std::string_view name) const;
+
+  /// Returns whether the node runs on the embedded mock cluster or memory (nothing durable).
+  bool durable() const noexcept;
+
+  const node_config& config() const noexcept;
+  caf::actor_system& system();
+
+  /// Stops every actor and client; pending commands fail with shutting_down.
+  void stop();
+
+ private:
+  struct impl;
+  expected<void> host_impl(std::shared_ptr<const aggregate_ops> ops, host_options opts);
+  void send_command(std::string_view type, command_msg m, std::function<void(command_reply)> done);
+  expected<caf::actor> router_of(std::string_view type) const;
+  expected<std::vector<std::string>> query_impl(std::string_view type, std::function<bool(const std::any&)> pred);
+  std::unique_ptr<impl> impl_;
+};
+
+/// Builds the message of command `c` for aggregate (A, id), for request() from actors.
+template <aggregate_type A, class C>
+command_msg make_command(std::string id, C c, std::string command_id = {}) {
+  return command_msg{std::move(id), std::move(command_id), std::any{std::move(c)}};
+}
+
+/// Turns a command_reply into the typed reply of command C to A.
+template <aggregate_type A, class C>
+expected<reply_t<A, C>> reply_of(command_reply r) {
+  if (r.err)
+    return std::move(*r.err);
+  if (auto* v = std::any_cast<reply_t<A, C>>(&r.value))
+    return std::move(*v);
+  return cafes::error{errc::type_mismatch, "reply of an unexpected type"};
+}
+
+} // namespace cafes

@@ -1,0 +1,312 @@
+// A cafes node: starts the actor system and the Kafka clients, hosts aggregate types.
+#include "cafes/runtime/node.hpp"
+
+#include <thread>
+
+#include <CLI/CLI.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "cafes/persistence/kafka_journal.hpp"
+#include "cafes/persistence/topics.hpp"
+
+namespace cafes {
+
+namespace {
+
+spdlog::logger& runtime_log() {
+  static std::shared_ptr<spdlog::logger> log = [] {
+    auto l = spdlog::get("cafes.runtime");
+    return l ? l : spdlog::stderr_color_mt("cafes.runtime");
+  }();
+  return *log;
+}
+
+/// A command from plain C++ code, answered through a callback.
+struct client_req {
+  caf::actor router;
+  command_msg msg;
+  std::function<void(command_reply)> done;
+  std::chrono::milliseconds timeout;
+};
+
+} // namespace
+} // namespace cafes
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cafes::client_req)
+
+namespace cafes {
+
+namespace {
+
+// Forwards commands of plain C++ callers and turns replies and CAF errors into callbacks.
+caf::behavior client_actor(caf::event_based_actor* self) {
+  return {
+    [=](client_req& r) {
+      auto done = std::move(r.done);
+      auto timeout = r.timeout;
+      self->request(r.router, r.timeout, std::move(r.msg))
+        .then([done](command_reply& rep) { done(std::move(rep)); },
+              [=](caf::error& err) {
+                if (err == caf::sec::request_timeout)
+                  done(command_reply{cafes::error{actor_errc::timeout, "no reply within " +
+                                                                           std::to_string(timeout.count()) + " ms"},
+                                     {}});
+                else
+                  done(command_reply{cafes::error{actor_errc::shutting_down, self->system().render(err)}, {}});
+              });
+    },
+  };
+}
+
+caf::behavior router_actor(caf::event_based_actor* self, std::shared_ptr<const hosted> h) {
+  return {
+    [=](command_msg& m) { return self->delegate(route(*h, m.id), std::move(m)); },
+  };
+}
+
+struct system_config : caf::actor_system_config {
+  explicit system_config(std::size_t threads) {
+    if (threads > 0)
+      set("scheduler.max-threads", static_cast<int>(threads));
+  }
+};
+
+} // namespace
+
+struct node::impl {
+  node_config cfg;
+  std::shared_ptr<embedded_cluster> embedded;
+  kafka_config kafka;
+  std::unique_ptr<system_config> sys_cfg;
+  std::unique_ptr<caf::actor_system> sys;
+  caf::actor client;
+  struct type_entry {
+    std::shared_ptr<const hosted> h;
+    caf::actor router;
+    std::shared_ptr<journal> j;
+    std::shared_ptr<snapshot_store> s;
+  };
+  std::map<std::string, type_entry, std::less<>> types;
+  bool stopped = false;
+};
+
+void node_config::add_options(CLI::App& app) {
+  app.set_config("--config", "", "read options from this INI or TOML file");
+  app.add_option("--bootstrap", bootstrap, "Kafka bootstrap servers; none: the embedded mock cluster");
+  app.add_option("--namespace", ns, "prefix of every topic")->check([](const std::string& s) {
+    return s.empty() || s.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") !=
+                          std::string::npos
+             ? std::string{"a namespace is letters, digits, '_' and '-'"}
+             : std::string{};
+  });
+  app.add_option("--node-name", node_name, "name of this node, written into every event");
+  app.add_option_function<std::string>(
+       "--mode",
+       [this](const std::string& s) { mode = parse_journal_mode(s).value(); },
+       "journal mode: idempotent or transactional")
+    ->check(CLI::IsMember({"idempotent", "transactional"}));
+  app.add_option_function<std::string>(
+       "--storage", [this](const std::string& s) { storage = s == "memory" ? storage_kind::memory : storage_kind::kafka; },
+       "kafka (default) or memory")
+    ->check(CLI::IsMember({"kafka", "memory"}));
+  app.add_option("--embedded-brokers", embedded_brokers, "brokers of the embedded mock cluster")
+    ->check(CLI::Range(1, 9));
+  app.add_option("--threads", threads, "actor scheduler threads (0: the machine's cores)");
+  app.add_option_function<long>(
+       "--command-timeout-ms", [this](long v) { command_timeout = std::chrono::milliseconds{v}; },
+       "bound on one command")
+    ->check(CLI::Range(1L, 3'600'000L));
+  app.add_option_function<long>(
+       "--delivery-timeout-ms", [this](long v) { delivery_timeout = std::chrono::milliseconds{v}; },
+       "bound on one journal append")
+    ->check(CLI::Range(1L, 3'600'000L));
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
+    ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
+}
+
+expected<node_config> node_config::from_args(int argc, char** argv) {
+  node_config cfg;
+  CLI::App app{"cafes node"};
+  cfg.add_options(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    std::exit(app.exit(e));
+  } catch (const CLI::ParseError& e) {
+    return cafes::error{errc::invalid_argument, e.what()};
+  }
+  return cfg;
+}
+
+expected<std::unique_ptr<node>> node::start(node_config cfg) {
+  try {
+    return std::make_unique<node>(std::move(cfg));
+  } catch (const bad_expected_access& e) {
+    return e.error();
+  }
+}
+
+node::node(node_config cfg) : impl_(std::make_unique<impl>()) {
+  auto& d = *impl_;
+  d.cfg = std::move(cfg);
+  spdlog::set_level(spdlog::level::from_str(d.cfg.log_level));
+  d.kafka.bootstrap = d.cfg.bootstrap;
+  d.kafka.mode = d.cfg.mode;
+  d.kafka.node_name = d.cfg.node_name;
+  d.kafka.client_id = "cafes-" + d.cfg.node_name;
+  d.kafka.delivery_timeout = d.cfg.delivery_timeout;
+  d.kafka.request_timeout = d.cfg.request_timeout;
+  if (d.cfg.storage == storage_kind::kafka && d.cfg.bootstrap.empty()) {
+    auto mc = embedded_cluster::start(d.cfg.embedded_brokers);
+    if (!mc)
+      throw bad_expected_access(mc.error());
+    d.embedded = *mc;
+    d.kafka.embedded = d.embedded;
+    runtime_log().warn("no bootstrap servers: running on the embedded mock cluster at {}; NOTHING IS DURABLE",
+                       d.embedded->bootstrap());
+  } else if (d.cfg.storage == storage_kind::memory) {
+    runtime_log().warn("memory storage: NOTHING IS DURABLE");
+  }
+  d.sys_cfg = std::make_unique<system_config>(d.cfg.threads);
+  d.sys = std::make_unique<caf::actor_system>(*d.sys_cfg);
+  d.client = d.sys->spawn(client_actor);
+}
+
+node::~node() { stop(); }
+
+void node::stop() {
+  auto& d = *impl_;
+  if (d.stopped)
+    return;
+  d.stopped = true;
+  caf::anon_send_exit(d.client, caf::exit_reason::user_shutdown);
+  for (auto& [name, t] : d.types) {
+    caf::anon_send_exit(t.router, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(t.h->journal_actor, caf::exit_reason::user_shutdown);
+    for (auto& p : t.h->partitions)
+      caf::anon_send_exit(p, caf::exit_reason::user_shutdown);
+  }
+  d.sys->await_all_actors_done();
+  d.sys.reset();
+  d.types.clear();   // closes the journals and snapshot stores (flushing their producers)
+  d.embedded.reset();
+}
+
+expected<void> node::host_impl(std::shared_ptr<const aggregate_ops> ops, host_options opts) {
+  auto& d = *impl_;
+  std::string name{ops->name()};
+  if (d.types.count(name))
+    return cafes::error{errc::invalid_argument, "aggregate type '" + name + "' is hosted twice"};
+  if (opts.partitions <= 0)
+    return cafes::error{errc::invalid_argument, "an aggregate type needs at least one partition"};
+  auto names = topic_names::of(d.cfg.ns, name);
+  std::shared_ptr<journal> j = opts.journal;
+  std::shared_ptr<snapshot_store> s = opts.snapshots;
+  if (!j || !s) {
+    if (d.cfg.storage == storage_kind::memory) {
+      if (!j)
+        j = make_memory_journal(names.events, opts.partitions);
+      if (!s)
+        s = make_memory_snapshot_store(opts.partitions);
+    } else {
+      if (auto ok = ensure_topics(d.kafka, aggregate_topics(d.cfg.ns, name, opts.partitions, opts.replication)); !ok)
+        return ok;
+      if (!j) {
+        auto kj = make_kafka_journal(d.kafka, names.events, opts.partitions);
+        if (!kj)
+          return std::move(kj).error();
+        j = std::move(*kj);
+      }
+      if (!s) {
+        auto ks = make_kafka_snapshot_store(d.kafka, names.snapshots, opts.partitions);
+        if (!ks)
+          return std::move(ks).error();
+        s = std::move(*ks);
+      }
+    }
+  }
+  host_config hc;
+  hc.ops = ops;
+  hc.journal = j;
+  hc.snapshots = s;
+  hc.stats = std::make_shared<host_stats>();
+  hc.node_name = d.cfg.node_name;
+  hc.limits = d.kafka.limits;
+  hc.batching = opts.batching;
+  hc.snapshot_every = opts.snapshot_every;
+  hc.max_replay = opts.max_replay;
+  hc.idle_timeout = opts.idle_timeout;
+  hc.max_resident = opts.max_resident;
+  hc.max_stash = opts.max_stash;
+  auto h = std::make_shared<const hosted>(spawn_host(*d.sys, std::move(hc)));
+  auto router = d.sys->spawn(router_actor, h);
+  d.types.emplace(name, impl::type_entry{h, router, j, s});
+  runtime_log().info("hosting '{}' on {} partitions ({} journal, snapshot every {}, max replay {})", name,
+                     opts.partitions, d.cfg.storage == storage_kind::memory ? "memory" : to_string(d.cfg.mode),
+                     opts.snapshot_every, opts.max_replay);
+  return {};
+}
+
+void node::send_command(std::string_view type, command_msg m, std::function<void(command_reply)> done) {
+  auto r = router_of(type);
+  if (!r)
+    return done(command_reply{r.error(), {}});
+  caf::anon_send(impl_->client, client_req{*r, std::move(m), std::move(done), impl_->cfg.command_timeout});
+}
+
+expected<caf::actor> node::router_of(std::string_view type) const {
+  if (impl_->stopped)
+    return cafes::error{actor_errc::shutting_down, "the node is stopped"};
+  auto i = impl_->types.find(type);
+  if (i == impl_->types.end())
+    return cafes::error{actor_errc::unknown_aggregate_type, "no aggregate type '" + std::string{type} + "' is hosted"};
+  return i->second.router;
+}
+
+expected<std::vector<std::string>> node::query_impl(std::string_view type, std::function<bool(const std::any&)> pred) {
+  auto i = impl_->types.find(type);
+  if (i == impl_->types.end())
+    return cafes::error{actor_errc::unknown_aggregate_type, "no aggregate type '" + std::string{type} + "' is hosted"};
+  auto p = std::make_shared<const std::function<bool(const std::any&)>>(std::move(pred));
+  std::vector<std::string> out;
+  caf::scoped_actor self{*impl_->sys};
+  for (auto& part : i->second.h->partitions) {
+    std::optional<cafes::error> err;
+    self->request(part, impl_->cfg.command_timeout, query_atom::value, p)
+      .receive([&](std::vector<std::string>& ids) { out.insert(out.end(), ids.begin(), ids.end()); },
+               [&](caf::error& e) { err = cafes::error{actor_errc::timeout, self->system().render(e)}; });
+    if (err)
+      return std::move(*err);
+  }
+  return out;
+}
+
+expected<void> node::wait_ready(std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    bool ready = true;
+    for (auto& [name, t] : impl_->types)
+      if (t.h->stats->partitions_ready.load() < t.h->partitions.size())
+        ready = false;
+    if (ready)
+      return {};
+    if (std::chrono::steady_clock::now() > deadline)
+      return cafes::error{actor_errc::timeout, "partitions not recovered within " + std::to_string(timeout.count()) +
+                                                   " ms"};
+    std::this_thread::sleep_for(std::chrono::milliseconds{2}); // polls a counter the partitions raise
+  }
+}
+
+std::shared_ptr<const host_stats> node::stats(std::string_view name) const {
+  auto i = impl_->types.find(name);
+  return i == impl_->types.end() ? nullptr : i->second.h->stats;
+}
+
+bool node::durable() const noexcept { return impl_->cfg.storage == storage_kind::kafka && !impl_->embedded; }
+
+const node_config& node::config() const noexcept { return impl_->cfg; }
+
+caf::actor_system& node::system() { return *impl_->sys; }
+
+} // namespace cafes
