@@ -2,7 +2,7 @@
 # The README's first command: installs what is missing, builds, and runs the demo on the
 # embedded mock cluster (no broker needed; nothing is durable).
 #
-# Usage: bank-demo.sh [demo arguments...]
+# Usage: bank-demo.sh [demo arguments...]      e.g. --commands 100000 --json; --help lists them
 # Environment: CAFES_BUILD_DIR, CAFES_JOBS
 set -euo pipefail
 
@@ -10,5 +10,4 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/.." && pwd)
 bash "$here/build.sh"
 build_dir=${CAFES_BUILD_DIR:-$root/build/default}
-# Until the bank sample lands, the demo is the journal tour of the persistence layer.
-exec "$build_dir/samples/journal_tour/journal_tour" "$@"
+exec "$build_dir/samples/bank/bank" demo "$@"

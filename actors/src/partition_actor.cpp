@@ -190,7 +190,7 @@ void finish_recovery(self_ptr self) {
     st.ctx->cfg.stats->aggregates_recovered += st.cold.size();
     ++st.ctx->cfg.stats->partitions_ready;
   }
-  actors_log().info("partition {}/{} ready: {} aggregates, checkpoint {}, end {}", st.ctx->cfg.journal->topic(),
+  actors_log().debug("partition {}/{} ready: {} aggregates, checkpoint {}, end {}", st.ctx->cfg.journal->topic(),
                     st.p.value(), st.cold.size(), checkpoint(st), st.end);
   keep_bounded(self);
   serve_stash(self);

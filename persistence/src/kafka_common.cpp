@@ -27,10 +27,17 @@ expected<std::unique_ptr<RdKafka::Conf>> make_conf(const kafka_config& cfg,
     // before their request does.
     {"socket.timeout.ms",
      std::to_string(std::max<long>(std::min(cfg.request_timeout, cfg.delivery_timeout).count(), 10))},
+    // Small requests must not wait for the peer's delayed ACK (the Java client sets
+    // TCP_NODELAY too).
+    {"socket.nagle.disable", "true"},
     // Come back quickly when a broker returns (the default backs off up to 10 s).
     {"reconnect.backoff.max.ms", "1000"},
     {"log.connection.close", "false"},
   };
+  // The 2.0.2 mock answers a second pipelined request on a connection about 40 ms late;
+  // one request in flight per connection is much faster there (docs/testing.md).
+  if (cfg.embedded)
+    props["max.in.flight.requests.per.connection"] = "1";
   for (auto& [k, v] : overrides)
     props[k] = v;
   for (auto& [k, v] : cfg.extra)
@@ -224,7 +231,7 @@ expected<std::unique_ptr<partition_reader>> partition_reader::make(const kafka_c
                                {"enable.partition.eof", "true"},
                                {"auto.offset.reset", "error"},
                                {"isolation.level", read_committed ? "read_committed" : "read_uncommitted"},
-                               {"fetch.wait.max.ms", "50"},
+                               {"fetch.wait.max.ms", "10"},
                                {"queued.max.messages.kbytes", "16384"},
                              });
   if (!conf)
@@ -287,8 +294,8 @@ expected<raw_chunk> partition_reader::read(const std::string& topic, partition_i
       case RdKafka::ERR__PARTITION_EOF:
         out.next = offset{m->offset()};
         out.end = true;
-        next_ = m->offset();
-        eof_ = true;
+        // Stop fetching: an idle reader must not poll the broker in the background.
+        stop_current();
         return out;
       case RdKafka::ERR__TIMED_OUT:
       case RdKafka::ERR__TRANSPORT:

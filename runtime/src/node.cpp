@@ -67,6 +67,10 @@ caf::behavior router_actor(caf::event_based_actor* self, std::shared_ptr<const h
 
 struct system_config : caf::actor_system_config {
   explicit system_config(std::size_t threads) {
+    // Work stealing lets idle workers sleep up to 10 ms before they look for work again,
+    // which adds that much latency to every hop of a command. The sharing policy wakes a
+    // worker at once (docs/design-notes.md).
+    set("scheduler.policy", caf::atom("sharing"));
     if (threads > 0)
       set("scheduler.max-threads", static_cast<int>(threads));
   }

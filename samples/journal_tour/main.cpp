@@ -47,7 +47,7 @@ int main(int argc, char** argv) {
   cafes::kafka_config cfg;
   cfg.mode = cafes::parse_journal_mode(mode).value();
   if (bootstrap.empty()) {
-    auto mc = cafes::embedded_cluster::start(1);
+    auto mc = cafes::embedded_cluster::start(3);
     if (!mc)
       return fail(mc.error());
     cfg.embedded = *mc;

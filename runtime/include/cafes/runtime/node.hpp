@@ -37,7 +37,7 @@ struct node_config {
   std::string node_name = "node-1";
   journal_mode mode = journal_mode::idempotent;
   storage_kind storage = storage_kind::kafka;
-  int embedded_brokers = 1;
+  int embedded_brokers = 3; ///< brokers of the embedded mock cluster
   std::size_t threads = 0;            ///< CAF scheduler threads; 0: the machine's cores
   std::chrono::milliseconds command_timeout{10'000};
   std::chrono::milliseconds delivery_timeout{30'000};

@@ -1,0 +1,74 @@
+// bank: the sample bank's command line: demo, node, and client commands.
+#include <cstdio>
+
+#include <CLI/CLI.hpp>
+
+#include "demo.hpp"
+#include "server.hpp"
+
+int main(int argc, char** argv) {
+  CLI::App app{"bank: accounts and transfers on cafes"};
+  app.require_subcommand(1);
+  cafes::node_config node_cfg;
+
+  bank::demo_options demo;
+  auto* demo_cmd = app.add_subcommand("demo", "run a random workload on a node and verify the invariants");
+  node_cfg.add_options(*demo_cmd);
+  demo_cmd->add_option("--accounts", demo.accounts, "accounts to open")->check(CLI::Range(2, 1'000'000));
+  demo_cmd->add_option("--commands", demo.commands, "commands of the workload")->check(CLI::Range(1, 100'000'000));
+  demo_cmd->add_option("--workers", demo.workers, "concurrent clients")->check(CLI::Range(1, 1024));
+  demo_cmd->add_option("--partitions", demo.partitions, "partitions per aggregate type")->check(CLI::Range(1, 1000));
+  demo_cmd->add_option("--snapshot-every", demo.snapshot_every, "snapshot an aggregate every N events");
+  demo_cmd->add_option("--seed", demo.seed, "seed of the workload");
+  demo_cmd->add_flag("--json", demo.json, "end with one JSON line of the results");
+
+  bank::server_options server;
+  auto* node_cmd = app.add_subcommand("node", "run a bank node that serves HTTP on loopback");
+  node_cfg.add_options(*node_cmd);
+  node_cmd->add_option("--port", server.port, "HTTP port on 127.0.0.1 (0: pick a free one)");
+  node_cmd->add_option("--port-file", server.port_file, "write the chosen port to this file");
+  node_cmd->add_option("--partitions", server.partitions, "partitions per aggregate type")->check(CLI::Range(1, 1000));
+  node_cmd->add_option("--snapshot-every", server.snapshot_every, "snapshot an aggregate every N events");
+
+  bank::client_request req;
+  auto add_client = [&](const char* name, const char* what) {
+    auto* c = app.add_subcommand(name, what);
+    c->add_option("--node", req.node, "host:port of the bank node")->required();
+    return c;
+  };
+  auto* open_cmd = add_client("open", "open an account");
+  open_cmd->add_option("--id", req.id, "account id")->required();
+  open_cmd->add_option("--owner", req.owner, "owner")->required();
+  open_cmd->add_option("--overdraft", req.amount, "overdraft limit");
+  for (auto* name : {"deposit", "withdraw"}) {
+    auto* c = add_client(name, name[0] == 'd' ? "deposit into an account" : "withdraw from an account");
+    c->add_option("--id", req.id, "account id")->required();
+    c->add_option("--amount", req.amount, "amount")->required();
+    c->add_option("--ref", req.ref, "operation reference (a retry with the same ref is applied once)");
+  }
+  auto* transfer_cmd = add_client("transfer", "move money between accounts (a saga)");
+  transfer_cmd->add_option("--from", req.from, "debited account")->required();
+  transfer_cmd->add_option("--to", req.to, "credited account")->required();
+  transfer_cmd->add_option("--amount", req.amount, "amount")->required();
+  transfer_cmd->add_option("--id", req.id, "transfer id (default: generated)");
+  auto* balance_cmd = add_client("balance", "print an account's balance");
+  balance_cmd->add_option("--id", req.id, "account id")->required();
+
+  CLI11_PARSE(app, argc, argv);
+
+  if (demo_cmd->parsed()) {
+    auto node = cafes::node::start(node_cfg);
+    if (!node) {
+      std::fprintf(stderr, "bank: %s\n", node.error().to_string().c_str());
+      return 2;
+    }
+    return bank::run_demo(**node, demo);
+  }
+  if (node_cmd->parsed())
+    return bank::run_server(node_cfg, server);
+  for (auto* c : app.get_subcommands()) {
+    req.command = c->get_name();
+    return bank::run_client(req);
+  }
+  return 2;
+}

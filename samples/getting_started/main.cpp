@@ -1,0 +1,59 @@
+// getting_started: a counter aggregate on an embedded cafes node. Exits non-zero on a surprise.
+#include <cstdio>
+
+#include <cafes/actors/testing.hpp>
+#include <cafes/runtime/node.hpp>
+
+enum class counter_errc { over_limit = 1 };
+template <> struct std::is_error_code_enum<counter_errc> : std::true_type {};
+struct counter_category final : std::error_category {
+  const char* name() const noexcept override { return "counter"; }
+  std::string message(int) const override { return "over_limit"; }
+};
+std::error_code make_error_code(counter_errc e) {
+  static const counter_category category;
+  return {static_cast<int>(e), category};
+}
+
+struct counter {
+  static constexpr std::string_view name = "counter";
+  struct state { std::int64_t value = 0; MSGPACK_DEFINE_MAP(value); };
+  struct add { std::int64_t n = 0; };
+  struct get {};
+  struct added {
+    static constexpr std::string_view type_name = "counter.added";
+    std::int64_t n = 0;
+    MSGPACK_DEFINE_MAP(n);
+  };
+  using commands = std::variant<add, get>;
+  using events = std::variant<added>;
+  static cafes::decision<std::int64_t> handle(const state& s, const add& c) {
+    if (s.value + c.n > 100)
+      return cafes::reject(counter_errc::over_limit, "a counter stops at 100");
+    return cafes::emit(added{c.n}).reply(s.value + c.n); // replies with the new value
+  }
+  static cafes::decision<std::int64_t> handle(const state& s, const get&) { return cafes::reply(s.value); }
+  static void apply(state& s, const added& e) { s.value += e.n; }
+};
+
+int main(int argc, char** argv) {
+  int failures = 0;
+  auto check = [&](bool ok, const std::string& what) {
+    std::printf("%s %s\n", ok ? "ok  " : "FAIL", what.c_str());
+    failures += ok ? 0 : 1;
+  };
+  auto t = cafes::testing::given<counter>(counter::added{99}).when(counter::add{2}); // pure logic, no node
+  check(t.rejected_with(counter_errc::over_limit), "given 99, add 2 is rejected");
+  cafes::node node{cafes::node_config::from_args(argc, argv).value()};
+  cafes::host_options opts;
+  opts.partitions = 4;
+  opts.snapshot_every = 10; // a snapshot every 10 events of an aggregate
+  check(node.host<counter>(opts) && node.wait_ready(std::chrono::seconds{10}), "host the counter, recover");
+  auto a = node.ask<counter>("c-1", counter::add{40}); // the reply comes once the event is durable
+  check(a && *a == 40, "add 40: " + (a ? std::to_string(*a) : a.error().to_string()));
+  auto r = node.ask<counter>("c-1", counter::add{70}); // 40 + 70 > 100: rejected, nothing written
+  check(!r && r.error() == counter_errc::over_limit, "add 70: " + (r ? "accepted" : r.error().to_string()));
+  auto g = node.ask<counter>("c-1", counter::get{});
+  check(g && *g == 40, "get after the rejection: " + (g ? std::to_string(*g) : g.error().to_string()));
+  return failures == 0 ? 0 : 1;
+}
