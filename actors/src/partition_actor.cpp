@@ -201,6 +201,8 @@ void fail_recovery(self_ptr self, cafes::error e) {
   actors_log().error("partition {}/{} stops: {}", st.ctx->cfg.journal->topic(), st.p.value(), e.to_string());
   st.failure = cafes::error{actor_errc::recovery_failed, e.to_string()};
   st.ready = true;
+  if (st.ctx->cfg.stats)
+    ++st.ctx->cfg.stats->partitions_failed;
   serve_stash(self);
 }
 

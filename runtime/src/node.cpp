@@ -291,7 +291,7 @@ expected<void> node::wait_ready(std::chrono::milliseconds timeout) {
   for (;;) {
     bool ready = true;
     for (auto& [name, t] : impl_->types)
-      if (t.h->stats->partitions_ready.load() < t.h->partitions.size())
+      if (t.h->stats->partitions_ready.load() + t.h->stats->partitions_failed.load() < t.h->partitions.size())
         ready = false;
     if (ready)
       return {};

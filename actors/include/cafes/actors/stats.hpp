@@ -20,6 +20,7 @@ struct host_stats {
   std::atomic<std::uint64_t> activations{0};
   std::atomic<std::uint64_t> resident{0};             ///< live aggregate actors now
   std::atomic<std::uint64_t> partitions_ready{0};
+  std::atomic<std::uint64_t> partitions_failed{0};   ///< stopped by corruption or Kafka errors
   std::atomic<std::uint64_t> commands{0};
   std::atomic<std::uint64_t> rejections{0};
   std::atomic<std::uint64_t> events_persisted{0};

@@ -131,7 +131,9 @@ class node {
     });
   }
 
-  /// Waits until every partition of every hosted type has recovered (bounded by `timeout`).
+  /// Waits until every partition of every hosted type has recovered or stopped on an error
+  /// (bounded by `timeout`). A stopped partition answers its commands with recovery_failed
+  /// and counts in host_stats::partitions_failed; the others serve.
   expected<void> wait_ready(std::chrono::milliseconds timeout);
 
   /// Returns the counters of aggregate type `name`, or nullptr.

@@ -1,0 +1,82 @@
+// Journal decorators for tests: count what recovery reads, inject persist failures.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+
+#include "cafes/persistence/journal.hpp"
+
+namespace cafes::test {
+
+/// What an injected fault does to one append.
+enum class append_fault {
+  none,
+  fail_before_write, ///< nothing is written; the append fails
+  fail_after_write,  ///< everything is written, yet the append fails (an unknown outcome)
+};
+
+/// Wraps a journal: counts the events read per partition and injects append faults.
+class wrapped_journal final : public journal {
+ public:
+  explicit wrapped_journal(std::shared_ptr<journal> inner) : inner_(std::move(inner)) {}
+
+  /// Decides the fault of the n-th append (0-based); empty: no faults.
+  std::function<append_fault(std::uint64_t)> fault;
+
+  void append(std::vector<event_envelope> batch, append_callback cb) override {
+    auto f = fault ? fault(appends_++) : append_fault::none;
+    if (f == append_fault::fail_before_write)
+      return cb(cafes::error{errc::timeout, "injected: nothing written"});
+    if (f == append_fault::fail_after_write) {
+      ++unknown_outcomes;
+      return inner_->append(std::move(batch), [cb](expected<std::vector<position>> r) {
+        (void) r;
+        cb(cafes::error{errc::timeout, "injected: written, reported as failed"});
+      });
+    }
+    inner_->append(std::move(batch), std::move(cb));
+  }
+
+  expected<read_chunk> read(partition_id p, offset from, std::size_t max) override {
+    auto r = inner_->read(p, from, max);
+    if (r) {
+      std::lock_guard guard{mtx_};
+      read_[p.value()] += r->events.size();
+    }
+    return r;
+  }
+
+  expected<offset> end_offset(partition_id p) override { return inner_->end_offset(p); }
+  std::int32_t partitions() const noexcept override { return inner_->partitions(); }
+  const std::string& topic() const noexcept override { return inner_->topic(); }
+
+  /// Returns the events read from partition p since the last reset.
+  std::uint64_t events_read(std::int32_t p) {
+    std::lock_guard guard{mtx_};
+    return read_[p];
+  }
+  std::uint64_t events_read_total() {
+    std::lock_guard guard{mtx_};
+    std::uint64_t n = 0;
+    for (auto& [p, c] : read_)
+      n += c;
+    return n;
+  }
+  void reset_counts() {
+    std::lock_guard guard{mtx_};
+    read_.clear();
+  }
+
+  std::atomic<std::uint64_t> unknown_outcomes{0};
+
+ private:
+  std::shared_ptr<journal> inner_;
+  std::atomic<std::uint64_t> appends_{0};
+  std::mutex mtx_;
+  std::map<std::int32_t, std::uint64_t> read_;
+};
+
+} // namespace cafes::test

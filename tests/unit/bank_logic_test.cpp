@@ -1,0 +1,89 @@
+// The bank's aggregate logic through given/when/then: no Kafka, no actors.
+#include <catch2/catch.hpp>
+
+#include "account.hpp"
+#include "cafes/actors/testing.hpp"
+#include "transfer.hpp"
+
+using namespace bank;
+using cafes::testing::given;
+
+TEST_CASE("an open account takes deposits and replies the new balance", "[bank][logic]") {
+  auto out = given<account>(opened{"ann", 0}, deposited{100, "r1"}).when(deposit{50, "r2"});
+  CHECK(out.emitted(deposited{50, "r2"}));
+  CHECK(out.reply == 150);
+  CHECK(out.state.balance == 150);
+}
+
+TEST_CASE("a withdrawal beyond the overdraft limit is rejected and emits nothing", "[bank][logic]") {
+  auto s = given<account>(opened{"ann", 50}, deposited{100, "r1"});
+  auto ok = s.when(withdraw{150, "w1"});
+  CHECK(ok.emitted(withdrawn{150, "w1"}));
+  CHECK(ok.reply == -50);
+  auto too_much = s.when(withdraw{151, "w2"});
+  CHECK(too_much.rejected_with(bank_errc::insufficient_funds));
+  CHECK(too_much.events.empty());
+}
+
+TEST_CASE("a repeated reference is answered without a second event", "[bank][logic]") {
+  auto out = given<account>(opened{"ann", 0}, deposited{100, "r1"}).when(deposit{100, "r1"});
+  CHECK(out.events.empty());
+  CHECK_FALSE(out.rejection);
+  CHECK(out.reply == 100);
+  auto w = given<account>(opened{"ann", 0}, deposited{100, "r1"}, withdrawn{30, "w"}).when(withdraw{30, "w"});
+  CHECK(w.events.empty());
+  CHECK(w.reply == 70);
+}
+
+TEST_CASE("bad account commands are typed rejections", "[bank][logic][bad-input]") {
+  CHECK(given<account>().when(deposit{10, ""}).rejected_with(bank_errc::account_not_open));
+  CHECK(given<account>().when(get_balance{}).rejected_with(bank_errc::account_not_open));
+  CHECK(given<account>(opened{"a", 0}).when(deposit{-5, ""}).rejected_with(bank_errc::invalid_amount));
+  CHECK(given<account>(opened{"a", 0}).when(deposit{0, ""}).rejected_with(bank_errc::invalid_amount));
+  CHECK(given<account>(opened{"a", 0}).when(withdraw{-1, ""}).rejected_with(bank_errc::invalid_amount));
+  CHECK(given<account>(opened{"a", 0}).when(open{"b", 0}).rejected_with(bank_errc::already_open));
+  CHECK(given<account>().when(open{"", 0}).rejected_with(bank_errc::invalid_owner));
+  CHECK(given<account>().when(open{"a", -1}).rejected_with(bank_errc::invalid_amount));
+  CHECK(given<account>(opened{"a", 0}).when(deposit{max_amount + 1, ""}).rejected_with(bank_errc::invalid_amount));
+}
+
+TEST_CASE("an account remembers a bounded number of references", "[bank][logic]") {
+  account::state s;
+  for (std::size_t i = 0; i < remembered_refs + 10; ++i)
+    s.remember("r" + std::to_string(i));
+  CHECK(s.refs.size() == remembered_refs);
+  CHECK_FALSE(s.seen("r0"));
+  CHECK(s.seen("r" + std::to_string(remembered_refs + 9)));
+}
+
+TEST_CASE("a transfer moves through its steps and repeated steps emit nothing", "[bank][logic][saga]") {
+  auto start = given<transfer>().when(start_transfer{"a", "b", 10});
+  CHECK(start.emitted(transfer_started{"a", "b", 10}));
+  CHECK(start.reply.status == transfer_status::started);
+  auto debited = given<transfer>(transfer_started{"a", "b", 10}).when(record_debit{});
+  CHECK(debited.emitted(transfer_debited{}));
+  auto again = given<transfer>(transfer_started{"a", "b", 10}, transfer_debited{}).when(record_debit{});
+  CHECK(again.events.empty());
+  CHECK(again.reply.status == transfer_status::debited);
+  auto done = given<transfer>(transfer_started{"a", "b", 10}, transfer_debited{}).when(record_credit{});
+  CHECK(done.state.status == transfer_status::completed);
+  CHECK_FALSE(done.state.pending());
+}
+
+TEST_CASE("a failed credit is compensated, and steps out of order are refused", "[bank][logic][saga][bad-input]") {
+  auto s = given<transfer>(transfer_started{"a", "b", 10}, transfer_debited{});
+  auto failed = s.when(record_credit_failure{"account_not_open"});
+  CHECK(failed.state.status == transfer_status::credit_failed);
+  CHECK(failed.state.pending());
+  auto comp = given<transfer>(transfer_started{"a", "b", 10}, transfer_debited{},
+                              transfer_credit_failed{"account_not_open"})
+                .when(record_compensation{});
+  CHECK(comp.state.status == transfer_status::compensated);
+  CHECK(given<transfer>(transfer_started{"a", "b", 10}).when(record_credit{}).rejected_with(bank_errc::unknown_transfer));
+  CHECK(given<transfer>().when(get_transfer{}).rejected_with(bank_errc::unknown_transfer));
+  CHECK(given<transfer>().when(start_transfer{"a", "a", 10}).rejected_with(bank_errc::invalid_transfer));
+  CHECK(given<transfer>().when(start_transfer{"a", "b", 0}).rejected_with(bank_errc::invalid_amount));
+  CHECK(given<transfer>(transfer_started{"a", "b", 10})
+          .when(start_transfer{"a", "c", 10})
+          .rejected_with(bank_errc::invalid_transfer));
+}
