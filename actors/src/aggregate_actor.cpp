@@ -37,12 +37,14 @@ struct aggregate_state {
   std::deque<waiting> stash;
   std::deque<in_flight> flight;
   bool recovering = false;
+  bool needs_catch_up = false; // a persist failed: re-read the journal before the next command
   std::optional<cafes::error> broken; // corruption found: every command gets this error
 };
 
 using self_ptr = caf::stateful_actor<aggregate_state>*;
 
 void pump(self_ptr self);
+void catch_up(self_ptr self);
 
 void take_snapshot(self_ptr self) {
   auto& st = self->state;
@@ -54,8 +56,8 @@ void take_snapshot(self_ptr self) {
 
 void offer_passivation(self_ptr self) {
   auto& st = self->state;
-  if (!st.flight.empty() || !st.stash.empty() || st.recovering)
-    return;
+  if (!st.flight.empty() || !st.stash.empty() || st.recovering || st.needs_catch_up)
+    return; // a state that may miss events never leaves the actor
   self->send(st.partition, passivate_msg{st.id.str(), st.handled, st.durable, st.seq, st.last, st.since_snapshot > 0});
 }
 
@@ -82,6 +84,14 @@ void fail_all(self_ptr self, const cafes::error& e) {
   st.next_seq = st.seq.value();
   st.speculative.reset();
   // The outcome is unknown: events may have landed. Re-read the journal before going on.
+  st.needs_catch_up = true;
+}
+
+// Reads the events this aggregate may have written after its last known one. Commands wait
+// meanwhile; if Kafka cannot be read now, they fail and the next command tries again.
+void catch_up(self_ptr self) {
+  auto& st = self->state;
+  st.needs_catch_up = false;
   st.recovering = true;
   auto gen = st.generation;
   self->request(st.io, caf::infinite, catchup_atom::value, st.id.str(), offset{st.last.value() + 1})
@@ -90,45 +100,53 @@ void fail_all(self_ptr self, const cafes::error& e) {
         auto& s = self->state;
         if (gen != s.generation)
           return;
+        s.recovering = false;
         if (r.err) {
-          s.broken = cafes::error{actor_errc::recovery_failed, "catch-up of '" + s.id.str() + "': " + r.err->to_string()};
-        } else {
-          for (std::size_t i = 0; i < r.events.size(); ++i) {
-            auto& ev = r.events[i];
-            if (ev.seq.value() <= s.seq.value())
-              continue;
-            if (ev.seq.value() != s.seq.value() + 1) {
-              s.broken = cafes::error{errc::sequence_gap, "aggregate '" + s.id.str() + "' jumps from " +
-                                                              std::to_string(s.seq.value()) + " to " +
-                                                              std::to_string(ev.seq.value()) + " at " +
-                                                              s.ctx->cfg.journal->topic() + "@" +
-                                                              std::to_string(r.offsets[i].value())};
-              break;
-            }
-            auto typed = s.ctx->cfg.ops->decode_event(ev);
-            if (!typed) {
-              s.broken = typed.error();
-              break;
-            }
-            s.ctx->cfg.ops->apply(s.durable, *typed);
-            s.seq = ev.seq;
-            s.last = r.offsets[i];
-            ++s.since_snapshot;
-            self->send(s.partition, persisted_msg{s.id.str(), s.seq, r.offsets[i], r.offsets[i], 1});
+          cafes::error e{actor_errc::persist_failed, "cannot re-read '" + s.id.str() + "' after a failed persist: " +
+                                                         r.err->to_string()};
+          for (auto& w : s.stash)
+            w.rp.deliver(command_reply{e, {}});
+          s.stash.clear();
+          s.needs_catch_up = true;
+          return;
+        }
+        for (std::size_t i = 0; i < r.events.size(); ++i) {
+          auto& ev = r.events[i];
+          if (ev.seq.value() <= s.seq.value())
+            continue;
+          if (ev.seq.value() != s.seq.value() + 1) {
+            s.broken = cafes::error{errc::sequence_gap, "aggregate '" + s.id.str() + "' jumps from " +
+                                                            std::to_string(s.seq.value()) + " to " +
+                                                            std::to_string(ev.seq.value()) + " at " +
+                                                            s.ctx->cfg.journal->topic() + "@" +
+                                                            std::to_string(r.offsets[i].value())};
+            break;
           }
+          auto typed = s.ctx->cfg.ops->decode_event(ev);
+          if (!typed) {
+            s.broken = typed.error();
+            break;
+          }
+          s.ctx->cfg.ops->apply(s.durable, *typed);
+          s.seq = ev.seq;
+          s.last = r.offsets[i];
+          ++s.since_snapshot;
+          self->send(s.partition, persisted_msg{s.id.str(), s.seq, r.offsets[i], r.offsets[i], 1});
         }
         if (s.broken)
           actors_log().error("{}", s.broken->to_string());
         s.next_seq = s.seq.value();
-        s.recovering = false;
         self->send(s.ctx->journal_actor, unpoison_msg{s.id.str()});
         pump(self);
       },
       [=](caf::error& err) {
         auto& s = self->state;
-        s.broken = cafes::error{actor_errc::recovery_failed, "catch-up failed: " + self->system().render(err)};
         s.recovering = false;
-        pump(self);
+        s.needs_catch_up = true;
+        cafes::error e{actor_errc::persist_failed, "catch-up failed: " + self->system().render(err)};
+        for (auto& w : s.stash)
+          w.rp.deliver(command_reply{e, {}});
+        s.stash.clear();
       });
 }
 
@@ -168,6 +186,8 @@ void pump(self_ptr self) {
   auto& st = self->state;
   const auto& ctx = *st.ctx;
   const bool pipelining = ctx.cfg.ops->pipelining();
+  if (st.needs_catch_up && !st.recovering && st.flight.empty() && !st.stash.empty())
+    return catch_up(self);
   while (!st.recovering && !st.stash.empty() && (st.flight.empty() || pipelining)) {
     auto w = std::move(st.stash.front());
     st.stash.pop_front();

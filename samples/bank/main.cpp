@@ -29,6 +29,7 @@ int main(int argc, char** argv) {
   node_cmd->add_option("--port-file", server.port_file, "write the chosen port to this file");
   node_cmd->add_option("--partitions", server.partitions, "partitions per aggregate type")->check(CLI::Range(1, 1000));
   node_cmd->add_option("--snapshot-every", server.snapshot_every, "snapshot an aggregate every N events");
+  node_cmd->add_option("--max-replay", server.max_replay, "bound on the events one partition replays to recover");
 
   bank::client_request req;
   auto add_client = [&](const char* name, const char* what) {

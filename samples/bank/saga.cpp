@@ -47,8 +47,10 @@ bool is_rejection(const cafes::error& e) {
          e.code == cafes::errc::reserved_aggregate_id;
 }
 
-cafes::expected<void> host_bank(cafes::node& node, std::int32_t partitions, std::uint64_t snapshot_every) {
+cafes::expected<void> host_bank(cafes::node& node, std::int32_t partitions, std::uint64_t snapshot_every,
+                                std::uint64_t max_replay) {
   cafes::host_options opts;
+  opts.max_replay = max_replay;
   opts.partitions = partitions;
   opts.snapshot_every = snapshot_every;
   if (auto ok = node.host<account>(opts); !ok)

@@ -71,7 +71,7 @@ int run_server(const cafes::node_config& cfg, const server_options& o) {
     return 2;
   }
   auto& node = **started;
-  if (auto ok = host_bank(node, o.partitions, o.snapshot_every); !ok) {
+  if (auto ok = host_bank(node, o.partitions, o.snapshot_every, o.max_replay); !ok) {
     std::fprintf(stderr, "bank node: %s\n", ok.error().to_string().c_str());
     return 2;
   }
@@ -143,6 +143,9 @@ int run_server(const cafes::node_config& cfg, const server_options& o) {
                  {"corrupt_snapshots", s->corrupt_snapshots.load()},
                  {"events_persisted", s->events_persisted.load()},
                  {"batches", s->batches.load()},
+                 {"batch_max", s->batch_max.load()},
+                 {"sequence_errors", s->sequence_errors.load()},
+                 {"partitions_failed", s->partitions_failed.load()},
                  {"resident", s->resident.load()}};
     }
     answer(res, j);

@@ -13,6 +13,7 @@ struct server_options {
   std::string port_file;
   std::int32_t partitions = 12;
   std::uint64_t snapshot_every = 100;
+  std::uint64_t max_replay = 10'000;
 };
 
 /// Runs a node with the bank's aggregates and serves HTTP until SIGINT or SIGTERM.

@@ -45,10 +45,8 @@ int main(int argc, char** argv) {
   auto t = cafes::testing::given<counter>(counter::added{99}).when(counter::add{2}); // pure logic, no node
   check(t.rejected_with(counter_errc::over_limit), "given 99, add 2 is rejected");
   cafes::node node{cafes::node_config::from_args(argc, argv).value()};
-  cafes::host_options opts;
-  opts.partitions = 4;
-  opts.snapshot_every = 10; // a snapshot every 10 events of an aggregate
-  check(node.host<counter>(opts) && node.wait_ready(std::chrono::seconds{10}), "host the counter, recover");
+  check(node.host<counter>({.partitions = 4, .snapshot_every = 10}) && node.wait_ready(std::chrono::seconds{10}),
+        "host the counter (a snapshot every 10 events), recover");
   auto a = node.ask<counter>("c-1", counter::add{40}); // the reply comes once the event is durable
   check(a && *a == 40, "add 40: " + (a ? std::to_string(*a) : a.error().to_string()));
   auto r = node.ask<counter>("c-1", counter::add{70}); // 40 + 70 > 100: rejected, nothing written

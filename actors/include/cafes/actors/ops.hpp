@@ -77,7 +77,11 @@ class ops_impl final : public aggregate_ops {
       (check(registry_.template add<Es>(std::string{Es::type_name}, version_of<Es>())), ...);
     }(static_cast<typename A::events*>(nullptr));
     check(registry_.template add<state>(state_type_name(), state_version_of<A>()));
-    if constexpr (requires(type_registry& r) { A::upcasters(r); })
+    if constexpr (requires(type_registry& r) {
+                    { A::upcasters(r) } -> std::same_as<expected<void>>;
+                  })
+      check(A::upcasters(registry_));
+    else if constexpr (requires(type_registry& r) { A::upcasters(r); })
       A::upcasters(registry_);
   }
 

@@ -32,7 +32,7 @@ enum class storage_kind {
 
 /// A node's configuration: from a file plus the command line (node_config::from_args).
 struct node_config {
-  std::string bootstrap;              ///< "host:port,…"; empty: the embedded mock cluster
+  std::string bootstrap{};            ///< "host:port,…"; empty: the embedded mock cluster
   std::string ns = "cafes";           ///< namespace: prefix of every topic
   std::string node_name = "node-1";
   journal_mode mode = journal_mode::idempotent;
@@ -62,10 +62,10 @@ struct host_options {
   std::chrono::milliseconds idle_timeout{60'000};
   std::size_t max_resident = 100'000;  ///< live aggregate actors per partition
   std::size_t max_stash = 1000;
-  batching_config batching;
+  batching_config batching{};
   /// Storage to use instead of the node's (tests inject counting or faulty journals here).
-  std::shared_ptr<cafes::journal> journal;
-  std::shared_ptr<cafes::snapshot_store> snapshots;
+  std::shared_ptr<cafes::journal> journal{};
+  std::shared_ptr<cafes::snapshot_store> snapshots{};
 };
 
 /// A running node. Create it, host() the aggregate types, then ask() them. The destructor

@@ -1,0 +1,92 @@
+// Child processes for tests: spawn, read stdout lines with a deadline, kill, reap.
+#pragma once
+
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fcntl.h>
+#include <optional>
+#include <regex>
+#include <string>
+#include <vector>
+
+extern char** environ;
+
+namespace cafes::test {
+
+/// A child process whose stdout the test reads; stderr goes to `log_path`.
+class child {
+ public:
+  child(const std::vector<std::string>& argv, const std::string& log_path) {
+    int fds[2];
+    if (pipe(fds) != 0)
+      throw std::runtime_error("pipe failed");
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
+    posix_spawn_file_actions_addclose(&fa, fds[0]);
+    posix_spawn_file_actions_addopen(&fa, 2, log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    std::vector<char*> args;
+    for (auto& a : argv)
+      args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    if (posix_spawn(&pid_, args[0], &fa, nullptr, args.data(), environ) != 0)
+      throw std::runtime_error("cannot start " + argv[0]);
+    posix_spawn_file_actions_destroy(&fa);
+    close(fds[1]);
+    out_ = fds[0];
+  }
+  ~child() {
+    kill(SIGKILL);
+    if (out_ >= 0)
+      close(out_);
+  }
+  child(const child&) = delete;
+  child& operator=(const child&) = delete;
+
+  /// Waits (up to `timeout`) for a stdout line matching `re`; returns its first group.
+  std::optional<std::string> wait_for(const std::regex& re, std::chrono::milliseconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+      for (auto nl = buf_.find('\n'); nl != std::string::npos; nl = buf_.find('\n')) {
+        auto line = buf_.substr(0, nl);
+        buf_.erase(0, nl + 1);
+        std::smatch m;
+        if (std::regex_search(line, m, re))
+          return m.size() > 1 ? m[1].str() : line;
+      }
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0)
+        return std::nullopt;
+      pollfd p{out_, POLLIN, 0};
+      if (poll(&p, 1, static_cast<int>(left.count())) <= 0)
+        return std::nullopt;
+      char tmp[4096];
+      auto n = read(out_, tmp, sizeof tmp);
+      if (n <= 0)
+        return std::nullopt; // the child closed stdout: it died
+      buf_.append(tmp, static_cast<std::size_t>(n));
+    }
+  }
+
+  /// Sends `sig` and reaps the child (SIGKILL: immediately; others: waits for it).
+  void kill(int sig) {
+    if (pid_ <= 0)
+      return;
+    ::kill(pid_, sig);
+    int status = 0;
+    waitpid(pid_, &status, 0);
+    pid_ = -1;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  int out_ = -1;
+  std::string buf_;
+};
+
+} // namespace cafes::test
