@@ -37,6 +37,7 @@ struct aggregate_state {
   std::deque<waiting> stash;
   std::deque<in_flight> flight;
   bool recovering = false;
+  bool passivate_asked = false; // the partition wants it gone: offer once idle
   bool needs_catch_up = false; // a persist failed: re-read the journal before the next command
   std::optional<cafes::error> broken; // corruption found: every command gets this error
 };
@@ -56,6 +57,7 @@ void take_snapshot(self_ptr self) {
 
 void offer_passivation(self_ptr self) {
   auto& st = self->state;
+  st.passivate_asked = false;
   if (!st.flight.empty() || !st.stash.empty() || st.recovering || st.needs_catch_up)
     return; // a state that may miss events never leaves the actor
   self->send(st.partition, passivate_msg{st.id.str(), st.handled, st.durable, st.seq, st.last, st.since_snapshot > 0});
@@ -261,6 +263,8 @@ void pump(self_ptr self) {
               on_persisted(self, gen, r);
             });
   }
+  if (st.passivate_asked && st.flight.empty() && st.stash.empty() && !st.recovering)
+    offer_passivation(self);
 }
 
 caf::behavior aggregate_actor(self_ptr self, context_ptr ctx, caf::actor partition, caf::actor io,
@@ -294,7 +298,13 @@ caf::behavior aggregate_actor(self_ptr self, context_ptr ctx, caf::actor partiti
       if (self->state.since_snapshot > 0)
         take_snapshot(self);
     },
-    [=](passivate_now_msg) { offer_passivation(self); },
+    [=](passivate_now_msg) {
+      auto& s = self->state;
+      if (s.flight.empty() && s.stash.empty() && !s.recovering)
+        offer_passivation(self);
+      else
+        s.passivate_asked = true;
+    },
     caf::after(st.ctx->cfg.idle_timeout) >> [=] { offer_passivation(self); },
   };
 }

@@ -134,12 +134,14 @@ void evict(self_ptr self) {
   auto& st = self->state;
   if (st.live.size() <= st.ctx->cfg.max_resident)
     return;
-  // Ask the least recently used tenth of the residents to passivate; busy ones decline.
+  // Ask the least recently used residents beyond the cap (and a tenth more, so that this
+  // does not run on every activation) to passivate; busy ones do so once idle.
   std::vector<std::pair<std::uint64_t, caf::actor>> by_age;
   by_age.reserve(st.live.size());
   for (auto& [id, l] : st.live)
     by_age.emplace_back(l.tick, l.actor);
-  auto n = std::max<std::size_t>(1, st.live.size() / 10);
+  auto n = std::min(st.live.size(), st.live.size() - st.ctx->cfg.max_resident +
+                                      std::max<std::size_t>(1, st.ctx->cfg.max_resident / 10));
   std::nth_element(by_age.begin(), by_age.begin() + static_cast<std::ptrdiff_t>(n - 1), by_age.end(),
                    [](auto& a, auto& b) { return a.first < b.first; });
   for (std::size_t i = 0; i < n; ++i)
@@ -358,8 +360,10 @@ caf::behavior partition_actor(self_ptr self, context_ptr ctx, partition_id p) {
     [=](passivate_msg& m) {
       auto& s = self->state;
       auto l = s.live.find(m.id);
-      if (l == s.live.end() || l->second.routed != m.handled)
-        return; // a command is on its way to it: it stays
+      // A stale offer of an earlier incarnation, or a command on its way: it stays.
+      if (l == s.live.end() || self->current_sender() != caf::actor_cast<caf::strong_actor_ptr>(l->second.actor) ||
+          l->second.routed != m.handled)
+        return;
       self->send_exit(l->second.actor, caf::exit_reason::user_shutdown);
       s.live.erase(l);
       auto& c = s.cold[m.id];

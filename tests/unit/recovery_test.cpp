@@ -1,5 +1,6 @@
 // Recovery on the in-memory journal: bounded replay, snapshots, corruption, restart.
 #include <map>
+#include <thread>
 
 #include <catch2/catch.hpp>
 
@@ -246,4 +247,50 @@ TEST_CASE("node options parse from the command line and reject bad values", "[no
     REQUIRE_FALSE(r);
     CHECK(r.error() == errc::invalid_argument);
   }
+}
+
+namespace {
+
+/// Waits until `pred` holds, checking it every millisecond, for at most `limit`.
+template <class Pred>
+bool eventually(Pred pred, std::chrono::milliseconds limit) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() > deadline)
+      return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds{1});
+  }
+  return true;
+}
+
+} // namespace
+
+TEST_CASE("idle aggregates are passivated with a snapshot and come back with their state", "[passivation]") {
+  storage st;
+  node n{memory_config()};
+  auto o = options(st, 1'000'000, 1'000'000);
+  o.idle_timeout = std::chrono::milliseconds{50};
+  REQUIRE(n.host<account>(o));
+  REQUIRE(n.wait_ready(std::chrono::seconds{10}));
+  auto want = load(n, 10, 50);
+  auto stats = n.stats("account");
+  REQUIRE(eventually([&] { return stats->passivations >= 10; }, cafes::test::scaled(std::chrono::seconds{10})));
+  CHECK(stats->resident == 0);
+  CHECK(stats->snapshots_written >= 10); // a snapshot on passivation
+  check_balances(n, want);               // reactivated with their state
+  CHECK(stats->activations >= 20);
+}
+
+TEST_CASE("the cap on resident aggregates passivates the least recently used", "[passivation]") {
+  storage st;
+  node n{memory_config()};
+  auto o = options(st, 1'000'000, 1'000'000);
+  o.max_resident = 5; // per partition
+  REQUIRE(n.host<account>(o));
+  REQUIRE(n.wait_ready(std::chrono::seconds{10}));
+  auto want = load(n, 80, 160);
+  auto stats = n.stats("account");
+  REQUIRE(eventually([&] { return stats->resident <= 4 * 5 + 4; }, cafes::test::scaled(std::chrono::seconds{10})));
+  CHECK(stats->passivations > 0);
+  check_balances(n, want);
 }
