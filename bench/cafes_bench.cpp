@@ -1,0 +1,335 @@
+// cafes_bench: persist, recovery, memory, hot-aggregate and embedded benchmarks, each beside
+// its raw-librdkafka baseline measured in the same run.
+#include <fstream>
+#include <future>
+#include <random>
+#include <thread>
+
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include "bench_model.hpp"
+#include "cafes/persistence/kafka_journal.hpp"
+#include "cafes/persistence/snapshot_store.hpp"
+#include "cafes/persistence/topics.hpp"
+#include "cafes/runtime/node.hpp"
+#include "raw_baseline.hpp"
+#include "report.hpp"
+
+using namespace bench;
+
+namespace {
+
+struct options {
+  std::string bootstrap;
+  bool smoke = false;
+  double seconds = 3.0;
+  double warmup = 0.5;
+  std::string plot_data;
+};
+
+std::string unique_ns(const char* what) {
+  return std::string{"bench-"} + what + "-" + std::to_string(std::random_device{}() % 1000000);
+}
+
+/// Drives `k` closed-loop clients against aggregate type A for a while; returns the figures.
+template <class A>
+loop_result cafes_loop(cafes::node& n, int aggregates, int k, double seconds, double warmup) {
+  struct shared {
+    std::mutex mtx;
+    std::vector<double> lat;
+    std::uint64_t done = 0;
+    std::uint64_t errors = 0;
+    std::promise<void> finished;
+    std::atomic<int> running{0};
+  };
+  auto sh = std::make_shared<shared>();
+  auto router = n.router<A>().value();
+  auto t0 = clock_type::now();
+  auto measure_from = t0 + std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(warmup));
+  auto end = measure_from + std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(seconds));
+  auto data = payload();
+  sh->running = k;
+  for (int c = 0; c < k; ++c) {
+    n.system().spawn([=](caf::event_based_actor* self) {
+      auto rng = std::make_shared<std::mt19937>(static_cast<unsigned>(c) * 7919u + 1);
+      auto lat = std::make_shared<std::vector<double>>();
+      auto count = std::make_shared<std::uint64_t>(0);
+      auto issue = std::make_shared<std::function<void()>>();
+      *issue = [=] {
+        auto started = clock_type::now();
+        auto id = "agg-" + std::to_string((*rng)() % static_cast<unsigned>(aggregates));
+        self->request(router, std::chrono::seconds{60}, cafes::make_command<A>(id, bump{data}))
+          .then(
+            [=](cafes::command_reply& r) {
+              auto now = clock_type::now();
+              if (!r.err && now >= measure_from) {
+                lat->push_back(std::chrono::duration<double, std::milli>(now - started).count());
+                ++*count;
+              }
+              if (now < end)
+                return (*issue)();
+              std::lock_guard guard{sh->mtx};
+              sh->lat.insert(sh->lat.end(), lat->begin(), lat->end());
+              sh->done += *count;
+              if (--sh->running == 0)
+                sh->finished.set_value();
+              self->quit();
+            },
+            [=](caf::error&) {
+              std::lock_guard guard{sh->mtx};
+              ++sh->errors;
+              if (--sh->running == 0)
+                sh->finished.set_value();
+              self->quit();
+            });
+      };
+      (*issue)();
+    });
+  }
+  sh->finished.get_future().wait();
+  loop_result r;
+  r.ops_per_s = static_cast<double>(sh->done) / seconds;
+  r.latencies_ms = std::move(sh->lat);
+  return r;
+}
+
+std::unique_ptr<cafes::node> start_node(const std::string& bootstrap, const std::string& ns,
+                                        cafes::journal_mode mode = cafes::journal_mode::idempotent,
+                                        cafes::storage_kind storage = cafes::storage_kind::kafka) {
+  cafes::node_config c;
+  c.bootstrap = bootstrap;
+  c.ns = ns;
+  c.mode = mode;
+  c.storage = storage;
+  c.log_level = "warn";
+  c.command_timeout = std::chrono::seconds{60};
+  return cafes::node::start(c).value();
+}
+
+std::vector<cafes::record> records_for(const std::string& topic, std::int32_t partitions, int aggregates) {
+  std::vector<cafes::record> recs;
+  for (int i = 0; i < std::max(aggregates, 64); ++i)
+    recs.push_back(make_record(topic, partitions, "agg-" + std::to_string(i % aggregates), 1 + static_cast<std::uint64_t>(i / aggregates), "\x81\xa4" "data\xd9\x5a" + payload()));
+  return recs;
+}
+
+void report_loop(const std::string& bench, const loop_result& ours, const loop_result& raw, nlohmann::json params,
+                 bool events_equal_commands = true) {
+  auto a = ours.latencies_ms, b = raw.latencies_ms;
+  report(bench, "events/s", ours.ops_per_s, "events/s", raw.ops_per_s, params);
+  if (events_equal_commands)
+    report(bench, "commands/s", ours.ops_per_s, "cmd/s", 0, params);
+  report(bench, "latency p50", quantile(a, 0.5), "ms", quantile(b, 0.5), params);
+  report(bench, "latency p99", quantile(a, 0.99), "ms", quantile(b, 0.99), params);
+  report(bench, "latency p999", quantile(a, 0.999), "ms", quantile(b, 0.999), params);
+}
+
+// 1. Persist: aggregates x concurrency, idempotent and transactional, beside the raw producer.
+void persist(const options& o) {
+  std::vector<int> aggs = o.smoke ? std::vector<int>{100} : std::vector<int>{1, 100, 10000};
+  std::vector<int> ks = o.smoke ? std::vector<int>{16} : std::vector<int>{1, 4, 16, 64, 256};
+  std::ofstream plot;
+  if (!o.plot_data.empty())
+    plot.open(o.plot_data);
+  for (auto mode : {cafes::journal_mode::idempotent, cafes::journal_mode::transactional}) {
+    auto ns = unique_ns("persist");
+    auto n = start_node(o.bootstrap, ns, mode);
+    n->host<counter>({.partitions = 12}).value();
+    n->wait_ready(std::chrono::seconds{60}).value();
+    auto topic = cafes::topic_names::of(ns, "counter").events;
+    for (int a : aggs)
+      for (int k : ks) {
+        if (a == 1 && k > 1 && !o.smoke)
+          continue; // one aggregate: the hot-aggregate bench covers concurrency
+        if (mode == cafes::journal_mode::transactional && k != 64 && k != 16)
+          continue; // transactions: the two most telling points, to keep the run short
+        auto recs = records_for(topic, 12, a);
+        auto ours = cafes_loop<counter>(*n, a, k, o.seconds, o.warmup);
+        auto raw = mode == cafes::journal_mode::idempotent
+                     ? raw_idempotent(o.bootstrap, recs, k, o.seconds, o.warmup)
+                     : raw_transactional(o.bootstrap, recs, k, o.seconds, ns + ".raw-tx");
+        nlohmann::json params{{"mode", cafes::to_string(mode)}, {"aggregates", a}, {"concurrency", k},
+                              {"event_bytes", 100}};
+        report_loop("persist", ours, raw, params);
+        if (plot && mode == cafes::journal_mode::idempotent && a == 100) {
+          auto x = ours.latencies_ms, y = raw.latencies_ms;
+          plot << k << " " << ours.ops_per_s << " " << raw.ops_per_s << " " << quantile(x, 0.5) << " "
+               << quantile(x, 0.99) << " " << quantile(x, 0.999) << " " << quantile(y, 0.5) << " " << quantile(y, 0.99)
+               << " " << quantile(y, 0.999) << "\n";
+        }
+      }
+  }
+}
+
+// 2. Recovery: one partition with many events, with and without snapshots.
+void recovery(const options& o) {
+  const int events = o.smoke ? 20'000 : 1'000'000;
+  const int aggregates = o.smoke ? 200 : 10'000;
+  auto ns = unique_ns("recovery");
+  cafes::kafka_config kc;
+  kc.bootstrap = o.bootstrap;
+  cafes::ensure_topics(kc, cafes::aggregate_topics(ns, "counter", 1, 1)).value();
+  auto names = cafes::topic_names::of(ns, "counter");
+  {
+    auto conf = raw_conf(o.bootstrap, {{"enable.idempotence", "true"}, {"linger.ms", "20"}});
+    std::string err;
+    std::unique_ptr<RdKafka::Producer> p{RdKafka::Producer::create(conf.get(), err)};
+    const std::string value = "\x81\xa4" "data\xd9\x5a" + payload();
+    for (int i = 0; i < events; ++i) {
+      auto r = make_record(names.events, 1, "agg-" + std::to_string(i % aggregates),
+                           1 + static_cast<std::uint64_t>(i / aggregates), value);
+      while (produce_record(*p, r, nullptr) == RdKafka::ERR__QUEUE_FULL)
+        p->poll(10);
+      p->poll(0);
+    }
+    p->flush(120'000);
+  }
+  auto [raw_rate, raw_n] = raw_consume(o.bootstrap, names.events, 0);
+  auto recover = [&](const char* label, std::uint64_t max_replay) {
+    auto t0 = clock_type::now();
+    auto n = start_node(o.bootstrap, ns);
+    cafes::host_options h;
+    h.partitions = 1;
+    h.max_replay = max_replay;
+    h.snapshot_every = 1'000'000'000;
+    n->host<counter>(h).value();
+    n->wait_ready(std::chrono::minutes{10}).value();
+    auto secs = std::chrono::duration<double>(clock_type::now() - t0).count();
+    auto replayed = n->stats("counter")->events_replayed.load();
+    nlohmann::json params{{"events", events}, {"aggregates", aggregates}, {"snapshots", label}};
+    report("recovery", "time to ready", secs, "s", static_cast<double>(raw_n) / raw_rate, params);
+    report("recovery", "events replayed/s", static_cast<double>(replayed) / secs, "events/s", raw_rate, params);
+    report("recovery", "events replayed", static_cast<double>(replayed), "events", 0, params);
+  };
+  recover("none", 1'000'000'000);
+  // Snapshots of every aggregate after 90% of the events, and the checkpoint there.
+  {
+    auto store = cafes::make_kafka_snapshot_store(kc, names.snapshots, 1).value();
+    auto ops = cafes::make_ops<counter>();
+    const int covered = events / 10 * 9;
+    std::vector<std::future<cafes::expected<void>>> saves;
+    for (int a = 0; a < aggregates && a < covered; ++a) {
+      const int count = (covered - a + aggregates - 1) / aggregates;
+      auto enc = ops->encode_state(std::any{counter::state{static_cast<std::uint64_t>(count)}}).value();
+      cafes::snapshot snap{cafes::aggregate_id::make("agg-" + std::to_string(a)).value(),
+                           cafes::seq_nr{static_cast<std::uint64_t>(count)},
+                           cafes::offset{a + static_cast<std::int64_t>(count - 1) * aggregates}, enc.type, enc.version,
+                           enc.bytes};
+      auto done = std::make_shared<std::promise<cafes::expected<void>>>();
+      saves.push_back(done->get_future());
+      store->save(std::move(snap), [done](cafes::expected<void> r) { done->set_value(std::move(r)); });
+    }
+    for (auto& f : saves)
+      f.get().value();
+    store->save_checkpoint(cafes::partition_id{0}, cafes::offset{covered}).value();
+  }
+  recover("90% covered", 1'000'000'000);
+}
+
+// 3. Memory: resident aggregates, RSS per aggregate beyond its 8-byte state.
+std::size_t rss_bytes() {
+  std::ifstream f{"/proc/self/statm"};
+  std::size_t pages = 0, resident = 0;
+  f >> pages >> resident;
+  return resident * static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+}
+
+void memory(const options& o) {
+  std::vector<int> sizes = o.smoke ? std::vector<int>{2'000} : std::vector<int>{100'000, 1'000'000};
+  for (int count : sizes) {
+    auto n = start_node("", unique_ns("memory"), cafes::journal_mode::idempotent, cafes::storage_kind::memory);
+    cafes::host_options h;
+    h.partitions = 12;
+    h.idle_timeout = std::chrono::hours{1};
+    h.max_resident = 100'000'000;
+    n->host<counter>(h).value();
+    n->wait_ready(std::chrono::seconds{60}).value();
+    const auto before = rss_bytes();
+    std::vector<std::future<cafes::expected<std::uint64_t>>> window;
+    for (int i = 0; i < count; ++i) {
+      window.push_back(n->ask_async<counter>("agg-" + std::to_string(i), touch{}));
+      if (window.size() == 1024) {
+        for (auto& f : window)
+          f.get().value();
+        window.clear();
+      }
+    }
+    for (auto& f : window)
+      f.get().value();
+    const auto after = rss_bytes();
+    const double per = static_cast<double>(after - before) / count - sizeof(counter::state);
+    report("memory", "RSS per resident aggregate", per, "bytes", 1024, {{"aggregates", count}});
+    report("memory", "resident aggregates", static_cast<double>(n->stats("counter")->resident.load()), "actors", 0,
+           {{"aggregates", count}});
+  }
+}
+
+// 4. Hot aggregate: one aggregate, many concurrent commands, stashing versus pipelining.
+void hot(const options& o) {
+  auto ns = unique_ns("hot");
+  auto n = start_node(o.bootstrap, ns);
+  n->host<counter>({.partitions = 1}).value();
+  n->host<pcounter>({.partitions = 1}).value();
+  n->wait_ready(std::chrono::seconds{60}).value();
+  const int k = 64;
+  auto recs = records_for(cafes::topic_names::of(ns, "counter").events, 1, 1);
+  auto raw = raw_idempotent(o.bootstrap, recs, k, o.seconds, o.warmup);
+  auto stash = cafes_loop<counter>(*n, 1, k, o.seconds, o.warmup);
+  auto pipe = cafes_loop<pcounter>(*n, 1, k, o.seconds, o.warmup);
+  report("hot", "commands/s stashing", stash.ops_per_s, "cmd/s", raw.ops_per_s, {{"aggregates", 1}, {"concurrency", k}});
+  report("hot", "commands/s pipelined", pipe.ops_per_s, "cmd/s", raw.ops_per_s, {{"aggregates", 1}, {"concurrency", k}});
+}
+
+// 5. Embedded mock cluster beside the real broker (for information).
+void embedded(const options& o) {
+  const int k = 64, a = 100;
+  auto real = start_node(o.bootstrap, unique_ns("real"));
+  real->host<counter>({.partitions = 12}).value();
+  real->wait_ready(std::chrono::seconds{60}).value();
+  auto on_real = cafes_loop<counter>(*real, a, k, o.seconds, o.warmup);
+  real.reset();
+  auto emb = start_node("", unique_ns("emb"));
+  emb->host<counter>({.partitions = 12}).value();
+  emb->wait_ready(std::chrono::seconds{60}).value();
+  auto on_emb = cafes_loop<counter>(*emb, a, k, o.seconds, o.warmup);
+  report("embedded", "events/s embedded", on_emb.ops_per_s, "events/s", on_real.ops_per_s,
+         {{"aggregates", a}, {"concurrency", k}, {"baseline", "cafes on the real broker"}});
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"cafes benchmarks: every figure beside its baseline from the same run"};
+  options o;
+  std::string only = "all";
+  app.add_option("--bootstrap", o.bootstrap, "the real broker")->required();
+  app.add_option("--only", only, "persist, recovery, memory, hot, embedded or all")
+    ->check(CLI::IsMember({"all", "persist", "recovery", "memory", "hot", "embedded"}));
+  app.add_flag("--smoke", o.smoke, "seconds-long run of every benchmark (CI)");
+  app.add_option("--seconds", o.seconds, "measured seconds per point");
+  app.add_option("--plot-data", o.plot_data, "write persist throughput and latency by concurrency here");
+  CLI11_PARSE(app, argc, argv);
+  if (o.smoke) {
+    o.seconds = 0.3;
+    o.warmup = 0.1;
+  }
+  spdlog::set_level(spdlog::level::warn);
+  std::fprintf(stderr, "%-10s %-28s %14s %-8s %23s  %12s\n", "bench", "metric", "value", "unit", "baseline", "ratio");
+  try {
+    if (only == "all" || only == "persist")
+      persist(o);
+    if (only == "all" || only == "recovery")
+      recovery(o);
+    if (only == "all" || only == "memory")
+      memory(o);
+    if (only == "all" || only == "hot")
+      hot(o);
+    if (only == "all" || only == "embedded")
+      embedded(o);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "cafes_bench: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
