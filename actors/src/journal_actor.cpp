@@ -1,5 +1,7 @@
 // The journal actor: adaptive group commit of many aggregates' events into one journal.
 #include <deque>
+#include <map>
+#include <unordered_map>
 #include <unordered_set>
 
 #include "cafes/actors/host.hpp"
@@ -15,6 +17,7 @@ struct request {
   std::size_t count = 0;
   std::size_t bytes = 0;
   caf::response_promise rp;
+  bool taken = false; // moved into a batch (or failed) while still in the pending deque
 };
 
 struct journal_state {
@@ -24,10 +27,12 @@ struct journal_state {
   std::shared_ptr<host_stats> stats;
   std::deque<request> pending;
   std::size_t pending_events = 0;
-  std::vector<request> in_flight;
+  std::map<std::uint64_t, std::vector<request>> in_flight; // by batch number
+  // Aggregates with a batch in flight: their next requests wait, so that at most one batch
+  // per aggregate is ever in flight and a failed batch cannot be overtaken by a later one.
+  std::unordered_map<std::string, int> busy;
   std::uint64_t batch_no = 0;
   // Aggregates whose persist failed: refused until they recovered and said so (unpoison).
-  // This keeps a pipelined aggregate's later events from landing after a failed earlier one.
   std::unordered_set<std::string> poisoned;
 };
 
@@ -37,42 +42,63 @@ void deliver_error(request& r, const cafes::error& e) {
   r.rp.deliver(persist_res{e, {}});
 }
 
-void flush(self_ptr self) {
-  auto& st = self->state;
-  if (!st.in_flight.empty() || st.pending.empty())
-    return;
-  std::vector<event_envelope> batch;
-  std::size_t bytes = 0;
-  while (!st.pending.empty()) {
-    auto& r = st.pending.front();
-    const bool first = st.in_flight.empty();
-    if (!first && (batch.size() + r.count > st.cfg.max_batch_events || bytes + r.bytes > st.cfg.max_batch_bytes))
-      break;
-    bytes += r.bytes;
-    st.pending_events -= r.count;
-    for (auto& e : r.events)
-      batch.push_back(std::move(e));
-    r.events.clear();
-    st.in_flight.push_back(std::move(r));
+void drop_taken(journal_state& st) {
+  while (!st.pending.empty() && st.pending.front().taken)
     st.pending.pop_front();
-  }
-  if (st.stats)
-    st.stats->record_batch(batch.size());
-  const auto no = ++st.batch_no;
-  // The callback runs on a journal thread: it only turns the outcome into a message.
-  st.j->append(std::move(batch), [hdl = caf::actor{self}, no](expected<std::vector<position>> r) {
-    caf::anon_send(hdl, batch_done{no, std::move(r)});
-  });
 }
 
-} // namespace
-
-namespace {
+// Sends batches while fewer than max_in_flight are in flight. A batch takes pending requests
+// in order, skipping (with all their later requests) the aggregates that have a batch in
+// flight, within the count and byte bounds; its first request always goes.
+void flush(self_ptr self) {
+  auto& st = self->state;
+  while (st.in_flight.size() < st.cfg.max_in_flight && !st.pending.empty()) {
+    std::vector<event_envelope> batch;
+    std::vector<request> reqs;
+    std::unordered_set<std::string> blocked;
+    std::size_t bytes = 0, scanned = 0;
+    const std::size_t scan_limit = 4 * st.cfg.max_batch_events + 16;
+    for (auto& r : st.pending) {
+      if (++scanned > scan_limit)
+        break;
+      if (r.taken)
+        continue;
+      if (st.busy.count(r.id) || blocked.count(r.id)) {
+        blocked.insert(r.id);
+        continue;
+      }
+      if (!reqs.empty() && (batch.size() + r.count > st.cfg.max_batch_events || bytes + r.bytes > st.cfg.max_batch_bytes))
+        break;
+      bytes += r.bytes;
+      st.pending_events -= r.count;
+      for (auto& e : r.events)
+        batch.push_back(std::move(e));
+      r.events.clear();
+      r.taken = true;
+      reqs.push_back(std::move(r));
+    }
+    drop_taken(st);
+    if (reqs.empty())
+      return; // everything pending waits for a batch in flight
+    for (auto& r : reqs)
+      ++st.busy[r.id];
+    if (st.stats)
+      st.stats->record_batch(batch.size());
+    const auto no = ++st.batch_no;
+    st.in_flight.emplace(no, std::move(reqs));
+    // The callback runs on a journal thread: it only turns the outcome into a message.
+    st.j->append(std::move(batch), [hdl = caf::actor{self}, no](expected<std::vector<position>> r) {
+      caf::anon_send(hdl, batch_done{no, std::move(r)});
+    });
+  }
+}
 
 caf::behavior journal_actor(self_ptr self, std::shared_ptr<journal> j, batching_config cfg,
                             std::shared_ptr<host_stats> stats) {
   self->state.j = std::move(j);
   self->state.cfg = cfg;
+  if (self->state.cfg.max_in_flight == 0)
+    self->state.cfg.max_in_flight = 1;
   self->state.stats = std::move(stats);
   return {
     [=](persist_req& req) -> caf::result<persist_res> {
@@ -101,16 +127,20 @@ caf::behavior journal_actor(self_ptr self, std::shared_ptr<journal> j, batching_
         bytes += e.payload.size() + e.id.str().size() + e.type.size() + 128;
       const auto count = req.events.size();
       st.pending_events += count;
-      st.pending.push_back(request{id, std::move(req.events), count, bytes, rp});
+      st.pending.push_back(request{id, std::move(req.events), count, bytes, rp, false});
       flush(self);
       return rp;
     },
     [=](batch_done& done) {
       auto& st = self->state;
-      if (done.batch != st.batch_no)
-        return; // cannot happen: one batch in flight at a time
-      auto reqs = std::move(st.in_flight);
-      st.in_flight.clear();
+      auto it = st.in_flight.find(done.batch);
+      if (it == st.in_flight.end())
+        return;
+      auto reqs = std::move(it->second);
+      st.in_flight.erase(it);
+      for (auto& r : reqs)
+        if (--st.busy[r.id] == 0)
+          st.busy.erase(r.id);
       if (done.result) {
         std::size_t i = 0;
         for (auto& r : reqs) {
@@ -130,15 +160,13 @@ caf::behavior journal_actor(self_ptr self, std::shared_ptr<journal> j, batching_
           deliver_error(r, e);
         }
         // Later events of the failed aggregates must not overtake the failed ones.
-        for (auto it = st.pending.begin(); it != st.pending.end();) {
-          if (st.poisoned.count(it->id)) {
-            st.pending_events -= it->count;
-            deliver_error(*it, e);
-            it = st.pending.erase(it);
-          } else {
-            ++it;
+        for (auto& r : st.pending)
+          if (!r.taken && st.poisoned.count(r.id)) {
+            st.pending_events -= r.count;
+            deliver_error(r, e);
+            r.taken = true;
           }
-        }
+        drop_taken(st);
       }
       flush(self);
     },

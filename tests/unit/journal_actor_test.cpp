@@ -56,7 +56,13 @@ struct fixture {
   caf::actor journal_actor;
   caf::actor client;
 
-  explicit fixture(batching_config b = {}) {
+  static batching_config one_in_flight() {
+    batching_config b;
+    b.max_in_flight = 1;
+    return b;
+  }
+
+  explicit fixture(batching_config b = one_in_flight()) {
     journal_actor = spawn_journal_actor(sys, j, b, stats);
     auto out = replies;
     client = sys.spawn([out](caf::event_based_actor* self) -> caf::behavior {
@@ -112,7 +118,7 @@ TEST_CASE("the journal actor sends at once when idle and collects while a batch 
 }
 
 TEST_CASE("the journal actor bounds a batch by events", "[journal-actor]") {
-  batching_config b;
+  auto b = fixture::one_in_flight();
   b.max_batch_events = 2;
   fixture f{b};
   for (auto id : {"a", "b", "c", "d", "e"})
@@ -132,7 +138,7 @@ TEST_CASE("the journal actor bounds a batch by events", "[journal-actor]") {
 }
 
 TEST_CASE("the journal actor bounds a batch by bytes but always sends one request", "[journal-actor]") {
-  batching_config b;
+  auto b = fixture::one_in_flight();
   b.max_batch_bytes = 10; // smaller than any request
   fixture f{b};
   f.persist("a", 3);
@@ -178,7 +184,7 @@ TEST_CASE("a failed batch fails its requests and later ones of the same aggregat
 }
 
 TEST_CASE("a backlog beyond its bound answers overloaded at once", "[journal-actor][bad-input]") {
-  batching_config b;
+  auto b = fixture::one_in_flight();
   b.max_pending_events = 3;
   fixture f{b};
   f.persist("a");    // in flight
@@ -189,4 +195,32 @@ TEST_CASE("a backlog beyond its bound answers overloaded at once", "[journal-act
   CHECK(f.replies->at(0).first == "c");
   REQUIRE(f.replies->at(0).second.err);
   CHECK(f.replies->at(0).second.err->code == actor_errc::overloaded);
+}
+
+TEST_CASE("with several batches in flight, an aggregate never has two", "[journal-actor]") {
+  batching_config b;
+  b.max_in_flight = 2;
+  fixture f{b};
+  f.persist("a");
+  f.sched.run();
+  f.persist("b");
+  f.sched.run();
+  REQUIRE(f.j->calls.size() == 2); // two batches in flight at once
+  f.persist("a");                  // a has a batch in flight: waits
+  f.persist("c");                  // two in flight: waits
+  f.sched.run();
+  REQUIRE(f.j->calls.size() == 2);
+  f.j->succeed(1); // b's batch completes first
+  f.sched.run();
+  REQUIRE(f.j->calls.size() == 3);
+  REQUIRE(f.j->calls[2].batch.size() == 1);
+  CHECK(f.j->calls[2].batch.front().id.str() == "c"); // a still waits for its first batch
+  f.j->succeed(0);
+  f.sched.run();
+  REQUIRE(f.j->calls.size() == 4);
+  CHECK(f.j->calls[3].batch.front().id.str() == "a");
+  f.j->succeed(2);
+  f.j->succeed(3);
+  f.sched.run();
+  CHECK(f.replies->size() == 4);
 }

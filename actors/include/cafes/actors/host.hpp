@@ -22,6 +22,9 @@ struct batching_config {
   std::size_t max_batch_events = 2000;         ///< events per journal append
   std::size_t max_batch_bytes = 4 << 20;       ///< payload bytes per journal append
   std::size_t max_pending_events = 200'000;    ///< backlog beyond which persist fails with overloaded
+  /// Batches in flight at once. 1 is DESIGN.md's "send when none is in flight"; more keep the
+  /// producer's pipeline full. An aggregate never has more than one batch in flight.
+  std::size_t max_in_flight = 4;
 };
 
 /// How one aggregate type is hosted.
@@ -43,8 +46,9 @@ struct host_config {
 };
 
 /// Spawns the journal actor for `j`: adaptive group commit across all aggregates of a node.
-/// It sends a batch as soon as none is in flight and collects while one is, bounded by
-/// count and bytes. A backlog beyond max_pending_events answers persist_req with overloaded.
+/// It sends a batch as soon as fewer than max_in_flight are in flight and collects while they
+/// are, bounded by count and bytes. A backlog beyond max_pending_events answers persist_req
+/// with overloaded.
 caf::actor spawn_journal_actor(caf::actor_system& sys, std::shared_ptr<journal> j, batching_config cfg,
                                std::shared_ptr<host_stats> stats);
 
