@@ -240,30 +240,41 @@ expected<void> replay_one(partition_state& st, event_envelope& ev, offset off) {
   return {};
 }
 
+// Replays the journal from `from` in chunks. The next chunk is requested before the current
+// one is applied, so that the I/O actor reads while this actor applies (two cores busy).
+void replay(self_ptr self, offset from);
+
+void on_chunk(self_ptr self, read_result& r) {
+  auto& s = self->state;
+  if (s.failure)
+    return;
+  if (r.err)
+    return fail_recovery(self, *r.err);
+  if (!r.chunk.end)
+    replay(self, r.chunk.next);
+  if (s.ctx->cfg.stats)
+    s.ctx->cfg.stats->events_replayed += r.chunk.events.size();
+  for (std::size_t i = 0; i < r.chunk.events.size(); ++i) {
+    if (auto ok = replay_one(s, r.chunk.events[i], r.chunk.offsets[i]); !ok) {
+      if (s.ctx->cfg.stats)
+        ++s.ctx->cfg.stats->sequence_errors;
+      return fail_recovery(self, ok.error());
+    }
+    s.end = r.chunk.offsets[i].value() + 1;
+  }
+  s.end = std::max(s.end, r.chunk.next.value());
+  if (r.chunk.end)
+    finish_recovery(self);
+}
+
 void replay(self_ptr self, offset from) {
   auto& st = self->state;
   self->request(st.io, caf::infinite, read_atom::value, from, st.ctx->cfg.replay_chunk)
-    .then(
-      [=](read_result& r) {
-        auto& s = self->state;
-        if (r.err)
-          return fail_recovery(self, *r.err);
-        if (s.ctx->cfg.stats)
-          s.ctx->cfg.stats->events_replayed += r.chunk.events.size();
-        for (std::size_t i = 0; i < r.chunk.events.size(); ++i) {
-          if (auto ok = replay_one(s, r.chunk.events[i], r.chunk.offsets[i]); !ok) {
-            if (s.ctx->cfg.stats)
-              ++s.ctx->cfg.stats->sequence_errors;
-            return fail_recovery(self, ok.error());
-          }
-          s.end = r.chunk.offsets[i].value() + 1;
-        }
-        s.end = std::max(s.end, r.chunk.next.value());
-        if (r.chunk.end)
-          return finish_recovery(self);
-        replay(self, r.chunk.next);
-      },
-      [=](caf::error& err) { fail_recovery(self, cafes::error{actor_errc::recovery_failed, self->system().render(err)}); });
+    .then([=](read_result& r) { on_chunk(self, r); },
+          [=](caf::error& err) {
+            if (!self->state.failure)
+              fail_recovery(self, cafes::error{actor_errc::recovery_failed, self->system().render(err)});
+          });
 }
 
 void recover(self_ptr self) {

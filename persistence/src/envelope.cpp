@@ -97,25 +97,67 @@ expected<std::int64_t> parse_rfc3339(std::string_view s) {
   return secs * 1000 + millis;
 }
 
+namespace {
+
+// Walks msgpack without building objects (no allocation per element): checks that the top
+// is a map and that nesting stays shallow.
+struct map_checker : msgpack::null_visitor {
+  int depth = 0;
+  bool first = true;
+  bool top_map = false;
+  bool too_deep = false;
+  void top(bool is_map) {
+    if (first) {
+      first = false;
+      top_map = is_map;
+    }
+  }
+  bool visit_nil() { return top(false), true; }
+  bool visit_boolean(bool) { return top(false), true; }
+  bool visit_positive_integer(uint64_t) { return top(false), true; }
+  bool visit_negative_integer(int64_t) { return top(false), true; }
+  bool visit_float32(float) { return top(false), true; }
+  bool visit_float64(double) { return top(false), true; }
+  bool visit_str(const char*, uint32_t) { return top(false), true; }
+  bool visit_bin(const char*, uint32_t) { return top(false), true; }
+  bool visit_ext(const char*, uint32_t) { return top(false), true; }
+  bool start_array(uint32_t) {
+    top(false);
+    return (too_deep = ++depth > 64) == false;
+  }
+  bool end_array() { return --depth, true; }
+  bool start_map(uint32_t) {
+    top(true);
+    return (too_deep = ++depth > 64) == false;
+  }
+  bool end_map() { return --depth, true; }
+};
+
+} // namespace
+
 expected<void> check_msgpack_map(std::string_view bytes) {
   if (bytes.empty())
     return error{errc::malformed_record, "empty value"};
-  // Every element takes at least one byte, so no honest input needs more than its length.
-  const auto n = bytes.size();
-  msgpack::unpack_limit limit(n, n, n, n, n, 64);
-  try {
-    std::size_t off = 0;
-    msgpack::object_handle oh = msgpack::unpack(bytes.data(), n, off, nullptr, nullptr, limit);
-    if (oh.get().type != msgpack::type::MAP)
-      return error{errc::malformed_record, "value is not a msgpack map"};
-    if (off != n)
+  map_checker v;
+  std::size_t off = 0;
+  auto r = msgpack::detail::parse_imp(bytes.data(), bytes.size(), off, v);
+  switch (r) {
+    case msgpack::PARSE_SUCCESS:
+      break;
+    case msgpack::PARSE_EXTRA_BYTES:
       return error{errc::malformed_record,
-                   "trailing bytes after the msgpack map (" + std::to_string(n - off) + ")"};
-  } catch (const msgpack::insufficient_bytes&) {
-    return error{errc::malformed_record, "truncated msgpack value"};
-  } catch (const std::exception& e) {
-    return error{errc::malformed_record, std::string{"invalid msgpack: "} + e.what()};
+                   "trailing bytes after the msgpack map (" + std::to_string(bytes.size() - off) + ")"};
+    case msgpack::PARSE_CONTINUE:
+      return error{errc::malformed_record, "truncated msgpack value"};
+    case msgpack::PARSE_STOP_VISITOR:
+      if (v.too_deep)
+        return error{errc::malformed_record, "msgpack value nested deeper than 64"};
+      [[fallthrough]];
+    default:
+      return error{errc::malformed_record, "invalid msgpack"};
   }
+  if (!v.top_map)
+    return error{errc::malformed_record, "value is not a msgpack map"};
   return {};
 }
 

@@ -9,6 +9,7 @@
 #include <thread>
 #include <vector>
 
+#include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafkacpp.h>
 
 #include "cafes/persistence/journal.hpp"
@@ -32,6 +33,7 @@ error from_kafka(const RdKafka::Error& e, const std::string& context);
 
 /// Copies a consumed message into a record.
 record to_record(RdKafka::Message& m);
+record to_record(const rd_kafka_message_t* m);
 
 /// Produces `r` to its topic and partition with `opaque`; owns nothing on failure.
 RdKafka::ErrorCode produce(RdKafka::Producer& p, const record& r, void* opaque);

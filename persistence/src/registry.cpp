@@ -51,8 +51,6 @@ expected<std::any> type_registry::decode_any(std::string_view name, std::uint32_
     return error{errc::unsupported_version, "type '" + std::string{name} + "' version " +
                                                 std::to_string(version) + " is not supported (current " +
                                                 std::to_string(e.version) + ")"};
-  if (auto ok = check_msgpack_map(bytes); !ok)
-    return std::move(ok).error();
   std::string upcast;
   if (version < e.version) {
     nlohmann::json j;
@@ -76,10 +74,15 @@ expected<std::any> type_registry::decode_any(std::string_view name, std::uint32_
   try {
     const auto n = bytes.size();
     msgpack::unpack_limit limit(n, n, n, n, n, 64);
-    auto oh = msgpack::unpack(bytes.data(), n, nullptr, nullptr, limit);
+    std::size_t off = 0;
+    auto oh = msgpack::unpack(bytes.data(), n, off, nullptr, nullptr, limit);
+    if (oh.get().type != msgpack::type::MAP || off != n)
+      return error{errc::malformed_record, "type '" + std::string{name} + "': the value is not one msgpack map"};
     return e.decode(oh.get());
   } catch (const msgpack::type_error&) {
     return error{errc::type_mismatch, "value does not match the fields of type '" + std::string{name} + "'"};
+  } catch (const msgpack::insufficient_bytes&) {
+    return error{errc::malformed_record, "type '" + std::string{name} + "': truncated msgpack value"};
   } catch (const std::exception& ex) {
     return error{errc::malformed_record, "type '" + std::string{name} + "': " + ex.what()};
   }

@@ -39,7 +39,7 @@ struct host_config {
   batching_config batching;
   std::uint64_t snapshot_every = 100;          ///< snapshot an aggregate every N events (0: never)
   std::uint64_t max_replay = 10'000;           ///< bound on events replayed to recover a partition
-  std::size_t replay_chunk = 1000;             ///< events per read during recovery
+  std::size_t replay_chunk = 4000;             ///< events per read during recovery (two in flight)
   std::chrono::milliseconds idle_timeout{60'000}; ///< passivate aggregates idle this long
   std::size_t max_resident = 100'000;          ///< live aggregate actors per partition
   std::size_t max_stash = 1000;                ///< commands waiting per aggregate or recovering partition
