@@ -26,6 +26,9 @@ struct options {
   double seconds = 3.0;
   double warmup = 0.5;
   std::string plot_data;
+  std::size_t in_flight = 4;
+  std::vector<int> aggregates, concurrency;
+  std::string modes = "both";
 };
 
 std::string unique_ns(const char* what) {
@@ -129,13 +132,22 @@ void report_loop(const std::string& bench, const loop_result& ours, const loop_r
 void persist(const options& o) {
   std::vector<int> aggs = o.smoke ? std::vector<int>{100} : std::vector<int>{1, 100, 10000};
   std::vector<int> ks = o.smoke ? std::vector<int>{16} : std::vector<int>{1, 4, 16, 64, 256};
+  if (!o.aggregates.empty())
+    aggs = o.aggregates;
+  if (!o.concurrency.empty())
+    ks = o.concurrency;
   std::ofstream plot;
   if (!o.plot_data.empty())
     plot.open(o.plot_data);
   for (auto mode : {cafes::journal_mode::idempotent, cafes::journal_mode::transactional}) {
+    if (o.modes != "both" && o.modes != cafes::to_string(mode))
+      continue;
     auto ns = unique_ns("persist");
     auto n = start_node(o.bootstrap, ns, mode);
-    n->host<counter>({.partitions = 12}).value();
+    cafes::host_options h;
+    h.partitions = 12;
+    h.batching.max_in_flight = o.in_flight;
+    n->host<counter>(h).value();
     n->wait_ready(std::chrono::seconds{60}).value();
     auto topic = cafes::topic_names::of(ns, "counter").events;
     for (int a : aggs)
@@ -150,7 +162,7 @@ void persist(const options& o) {
                      ? raw_idempotent(o.bootstrap, recs, k, o.seconds, o.warmup)
                      : raw_transactional(o.bootstrap, recs, k, o.seconds, ns + ".raw-tx");
         nlohmann::json params{{"mode", cafes::to_string(mode)}, {"aggregates", a}, {"concurrency", k},
-                              {"event_bytes", 100}};
+                              {"event_bytes", 100}, {"batches_in_flight", o.in_flight}};
         report_loop("persist", ours, raw, params);
         if (plot && mode == cafes::journal_mode::idempotent && a == 100) {
           auto x = ours.latencies_ms, y = raw.latencies_ms;
@@ -309,7 +321,14 @@ int main(int argc, char** argv) {
   app.add_flag("--smoke", o.smoke, "seconds-long run of every benchmark (CI)");
   app.add_option("--seconds", o.seconds, "measured seconds per point");
   app.add_option("--plot-data", o.plot_data, "write persist throughput and latency by concurrency here");
+  app.add_option("--in-flight", o.in_flight, "journal batches in flight (persist)")->check(CLI::Range(1, 64));
+  app.add_option("--aggregates", o.aggregates, "persist: aggregate counts to measure");
+  app.add_option("--concurrency", o.concurrency, "persist: concurrent commands to measure");
+  std::string modes = "both";
+  app.add_option("--modes", modes, "persist: idempotent, transactional or both")
+    ->check(CLI::IsMember({"idempotent", "transactional", "both"}));
   CLI11_PARSE(app, argc, argv);
+  o.modes = modes;
   if (o.smoke) {
     o.seconds = 0.3;
     o.warmup = 0.1;

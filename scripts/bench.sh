@@ -36,7 +36,7 @@ if [[ -s $out/persist.dat ]]; then
   gnuplot <<GP
 set terminal pngcairo size 1100,420 font ",10"
 set output "$out/persist.png"
-set multiplot layout 1,2 title "cafes persist (idempotent, 100 aggregates, ~100 B events) vs raw librdkafka, same broker, same run"
+set multiplot layout 1,2 title "cafes persist (idempotent, 100 aggregates, events of about 100 B) vs raw librdkafka, same broker, same run"
 set xlabel "concurrent commands (closed loop)"
 set logscale x 2
 set ylabel "events/s"

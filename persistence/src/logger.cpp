@@ -1,4 +1,4 @@
-// The named logger of the persistence layer.
+// Named loggers: one per layer, created on first use.
 #include "cafes/persistence/logger.hpp"
 
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -6,11 +6,13 @@
 
 namespace cafes {
 
+std::shared_ptr<spdlog::logger> named_logger(const char* name) {
+  auto l = spdlog::get(name);
+  return l ? l : spdlog::stderr_color_mt(name);
+}
+
 spdlog::logger& persistence_log() {
-  static std::shared_ptr<spdlog::logger> log = [] {
-    auto l = spdlog::get("cafes.persistence");
-    return l ? l : spdlog::stderr_color_mt("cafes.persistence");
-  }();
+  static const auto log = named_logger("cafes.persistence");
   return *log;
 }
 

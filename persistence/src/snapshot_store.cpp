@@ -33,6 +33,42 @@ struct checkpoint_value {
   MSGPACK_DEFINE_MAP(v, offset);
 };
 
+/// Returns a record of `topic` with `key` and the msgpack of `v` as its value.
+template <class T>
+record packed_record(std::string topic, std::string key, const T& v) {
+  msgpack::sbuffer buf;
+  msgpack::pack(buf, v);
+  record r;
+  r.topic = std::move(topic);
+  r.key = std::move(key);
+  r.headers = {{std::string{hdr::content_type}, std::string{msgpack_content_type}}};
+  r.value = std::string{buf.data(), buf.size()};
+  return r;
+}
+
+/// Unpacks the value of `r` (what: "snapshot" or "checkpoint") into T, checks its layout
+/// version, and calls `f` while the unpacked bytes are alive. Every failure is a typed error
+/// naming the record's place.
+template <class T, class F>
+auto with_unpacked(const record& r, const char* what, F f) -> decltype(f(std::declval<T&>())) {
+  if (!r.value)
+    return error{errc::malformed_record, std::string{what} + " tombstone at " + where(r)};
+  if (auto ok = check_msgpack_map(*r.value); !ok)
+    return error{errc::malformed_record, ok.error().message + " at " + where(r)};
+  try {
+    const auto n = r.value->size();
+    msgpack::unpack_limit limit(n, n, n, n, n, 64);
+    auto oh = msgpack::unpack(r.value->data(), n, nullptr, nullptr, limit);
+    T v;
+    oh.get().convert(v);
+    if (v.v == 0 || v.v > snapshot_format_version)
+      return error{errc::unsupported_version, std::string{what} + " format " + std::to_string(v.v) + " at " + where(r)};
+    return f(v);
+  } catch (const std::exception& e) {
+    return error{errc::malformed_record, std::string{"bad "} + what + " record: " + e.what() + " at " + where(r)};
+  }
+}
+
 } // namespace
 
 expected<record> encode_snapshot(const snapshot& s, std::string topic) {
@@ -47,49 +83,24 @@ expected<record> encode_snapshot(const snapshot& s, std::string topic) {
   snapshot_value v{snapshot_format_version, s.id.str(), s.seq.value(), s.journal_offset.value(),
                    s.state_type, s.state_version,
                    msgpack::type::raw_ref{s.state.data(), static_cast<std::uint32_t>(s.state.size())}};
-  msgpack::sbuffer buf;
-  msgpack::pack(buf, v);
-  record r;
-  r.topic = std::move(topic);
-  r.key = s.id.str();
-  r.headers = {{std::string{hdr::content_type}, std::string{msgpack_content_type}}};
-  r.value = std::string{buf.data(), buf.size()};
-  return r;
+  return packed_record(std::move(topic), s.id.str(), v);
 }
 
 expected<snapshot> decode_snapshot(const record& r) {
-  if (!r.value)
-    return error{errc::malformed_record, "tombstone at " + where(r)};
-  if (auto ok = check_msgpack_map(*r.value); !ok)
-    return error{errc::malformed_record, ok.error().message + " at " + where(r)};
-  try {
-    const auto n = r.value->size();
-    msgpack::unpack_limit limit(n, n, n, n, n, 64);
-    auto oh = msgpack::unpack(r.value->data(), n, nullptr, nullptr, limit);
-    snapshot_value v;
-    oh.get().convert(v);
-    if (v.v == 0 || v.v > snapshot_format_version)
-      return error{errc::unsupported_version, "snapshot format " + std::to_string(v.v) + " at " + where(r)};
+  return with_unpacked<snapshot_value>(r, "snapshot", [&](snapshot_value& v) -> expected<snapshot> {
     if (v.id != r.key)
       return error{errc::malformed_record, "snapshot id '" + v.id + "' differs from its key at " + where(r)};
-    snapshot s;
     auto id = aggregate_id::make(v.id);
     if (!id)
       return error{id.error().code, id.error().message + " at " + where(r)};
-    s.id = std::move(*id);
     if (v.seq == 0 || v.type.empty() || v.schema == 0)
       return error{errc::malformed_record, "snapshot lacks seq, type or schema at " + where(r)};
-    s.seq = seq_nr{v.seq};
-    s.journal_offset = offset{v.offset};
-    s.state_type = std::move(v.type);
-    s.state_version = v.schema;
-    s.state.assign(v.state.ptr, v.state.size);
+    snapshot s{std::move(*id), seq_nr{v.seq}, offset{v.offset}, std::move(v.type), v.schema,
+               std::string{v.state.ptr, v.state.size}};
     if (auto ok = check_msgpack_map(s.state); !ok)
       return error{errc::malformed_record, "snapshot state: " + ok.error().message + " at " + where(r)};
     return s;
-  } catch (const std::exception& e) {
-    return error{errc::malformed_record, std::string{"bad snapshot record: "} + e.what() + " at " + where(r)};
-  }
+  });
 }
 
 expected<void> snapshot_store::save_sync(snapshot s) {
@@ -100,37 +111,17 @@ expected<void> snapshot_store::save_sync(snapshot s) {
 }
 
 record encode_checkpoint(std::string topic, partition_id p, offset o) {
-  checkpoint_value v{snapshot_format_version, o.value()};
-  msgpack::sbuffer buf;
-  msgpack::pack(buf, v);
-  record r;
-  r.topic = std::move(topic);
+  auto r = packed_record(std::move(topic), std::string{checkpoint_key}, checkpoint_value{snapshot_format_version, o.value()});
   r.partition = p;
-  r.key = std::string{checkpoint_key};
-  r.headers = {{std::string{hdr::content_type}, std::string{msgpack_content_type}}};
-  r.value = std::string{buf.data(), buf.size()};
   return r;
 }
 
 expected<offset> decode_checkpoint(const record& r) {
-  if (!r.value)
-    return error{errc::malformed_record, "checkpoint tombstone at " + where(r)};
-  if (auto ok = check_msgpack_map(*r.value); !ok)
-    return error{errc::malformed_record, ok.error().message + " at " + where(r)};
-  try {
-    const auto n = r.value->size();
-    msgpack::unpack_limit limit(n, n, n, n, n, 64);
-    auto oh = msgpack::unpack(r.value->data(), n, nullptr, nullptr, limit);
-    checkpoint_value v;
-    oh.get().convert(v);
-    if (v.v == 0 || v.v > snapshot_format_version)
-      return error{errc::unsupported_version, "checkpoint format " + std::to_string(v.v) + " at " + where(r)};
+  return with_unpacked<checkpoint_value>(r, "checkpoint", [&](checkpoint_value& v) -> expected<offset> {
     if (v.offset < 0)
       return error{errc::malformed_record, "negative checkpoint at " + where(r)};
     return offset{v.offset};
-  } catch (const std::exception& e) {
-    return error{errc::malformed_record, std::string{"bad checkpoint record: "} + e.what() + " at " + where(r)};
-  }
+  });
 }
 
 namespace {

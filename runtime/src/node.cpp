@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include "cafes/persistence/kafka_journal.hpp"
+#include "cafes/persistence/logger.hpp"
 #include "cafes/persistence/topics.hpp"
 
 namespace cafes {
@@ -15,10 +16,7 @@ namespace cafes {
 namespace {
 
 spdlog::logger& runtime_log() {
-  static std::shared_ptr<spdlog::logger> log = [] {
-    auto l = spdlog::get("cafes.runtime");
-    return l ? l : spdlog::stderr_color_mt("cafes.runtime");
-  }();
+  static const auto log = named_logger("cafes.runtime");
   return *log;
 }
 

@@ -1,4 +1,4 @@
-// The named logger of the persistence layer.
+// Named loggers: one per layer, created on first use.
 #pragma once
 
 #include <memory>
@@ -7,7 +7,10 @@
 
 namespace cafes {
 
-/// Returns the logger "cafes.persistence" (created on first use, writing to stderr).
+/// Returns the spdlog logger `name`, creating it (writing to stderr) on first use.
+std::shared_ptr<spdlog::logger> named_logger(const char* name);
+
+/// Returns the logger "cafes.persistence".
 spdlog::logger& persistence_log();
 
 } // namespace cafes
