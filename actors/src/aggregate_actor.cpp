@@ -298,6 +298,9 @@ caf::behavior aggregate_actor(self_ptr self, context_ptr ctx, caf::actor partiti
       if (self->state.since_snapshot > 0)
         take_snapshot(self);
     },
+    [=](query_atom, std::shared_ptr<const std::function<bool(const std::any&)>> pred) {
+      return (*pred)(self->state.durable);
+    },
     [=](passivate_now_msg) {
       auto& s = self->state;
       if (s.flight.empty() && s.stash.empty() && !s.recovering)

@@ -387,13 +387,35 @@ caf::behavior partition_actor(self_ptr self, context_ptr ctx, partition_id p) {
       }
     },
     [=](query_atom, std::shared_ptr<const std::function<bool(const std::any&)>> pred) {
-      // Ids of the resident-free (cold) aggregates whose state matches; right after recovery
-      // that is every aggregate of the partition.
-      std::vector<std::string> ids;
+      // Ids of the aggregates whose durable state matches: passivated ones are checked
+      // here, resident ones are asked.
+      struct gather {
+        std::vector<std::string> ids;
+        std::size_t waiting = 0;
+        caf::typed_response_promise<std::vector<std::string>> rp;
+      };
+      auto g = std::make_shared<gather>();
+      g->rp = self->make_response_promise<std::vector<std::string>>();
       for (auto& [id, c] : self->state.cold)
         if ((*pred)(c.state))
-          ids.push_back(id);
-      return ids;
+          g->ids.push_back(id);
+      g->waiting = self->state.live.size();
+      if (g->waiting == 0)
+        g->rp.deliver(std::move(g->ids));
+      for (auto& [id, l] : self->state.live)
+        self->request(l.actor, caf::infinite, query_atom::value, pred)
+          .then(
+            [g, id = id](bool match) {
+              if (match)
+                g->ids.push_back(id);
+              if (--g->waiting == 0)
+                g->rp.deliver(std::move(g->ids));
+            },
+            [g](caf::error&) {
+              if (--g->waiting == 0)
+                g->rp.deliver(std::move(g->ids));
+            });
+      return g->rp;
     },
   };
 }

@@ -294,3 +294,36 @@ TEST_CASE("the cap on resident aggregates passivates the least recently used", "
   CHECK(stats->passivations > 0);
   check_balances(n, want);
 }
+
+TEST_CASE("a transfer interrupted after any persisted step resumes without moving money twice", "[saga][recovery]") {
+  storage st;
+  node n{memory_config()};
+  REQUIRE(n.host<account>(options(st, 1000, 100)));
+  REQUIRE(n.host<transfer>());
+  REQUIRE(n.wait_ready(std::chrono::seconds{10}));
+  for (auto id : {"a", "b"}) {
+    REQUIRE(n.ask<account>(id, open{"o", 0}));
+    REQUIRE(n.ask<account>(id, deposit{100, std::string{id} + ":init"}));
+  }
+  // t1 stopped right after "started" was persisted: nothing moved yet.
+  REQUIRE(n.ask<transfer>("t1", start_transfer{"a", "b", 10}));
+  // t2 stopped after the debit went through but before "debited" was persisted.
+  REQUIRE(n.ask<transfer>("t2", start_transfer{"a", "b", 20}));
+  REQUIRE(n.ask<account>("a", withdraw{20, "t2:debit"}, "t2:debit"));
+  // t3 stopped after "debited" was persisted, towards an account that is not open.
+  REQUIRE(n.ask<transfer>("t3", start_transfer{"a", "ghost", 30}));
+  REQUIRE(n.ask<account>("a", withdraw{30, "t3:debit"}, "t3:debit"));
+  REQUIRE(n.ask<transfer>("t3", record_debit{}));
+
+  auto resumed = resume_transfers(n);
+  REQUIRE(resumed);
+  CHECK(*resumed == 3);
+  CHECK(n.ask<transfer>("t1", get_transfer{}).value().status == transfer_status::completed);
+  CHECK(n.ask<transfer>("t2", get_transfer{}).value().status == transfer_status::completed);
+  CHECK(n.ask<transfer>("t3", get_transfer{}).value().status == transfer_status::compensated);
+  CHECK(n.ask<account>("a", get_balance{}).value() == 100 - 10 - 20); // t2's debit happened once
+  CHECK(n.ask<account>("b", get_balance{}).value() == 100 + 10 + 20);
+  auto again = resume_transfers(n);
+  REQUIRE(again);
+  CHECK(*again == 0);
+}

@@ -122,8 +122,8 @@ class node {
     return router_of(A::name);
   }
 
-  /// Returns the ids of A's non-resident aggregates whose state satisfies `pred` (use it
-  /// after start-up, when every recovered aggregate is non-resident, e.g. to resume sagas).
+  /// Returns the ids of A's aggregates whose durable state satisfies `pred` (for example the
+  /// pending transfers to resume after a restart). It visits every aggregate of the node.
   template <aggregate_type A>
   expected<std::vector<std::string>> query(std::function<bool(const typename A::state&)> pred) {
     return query_impl(A::name, [pred = std::move(pred)](const std::any& s) {
