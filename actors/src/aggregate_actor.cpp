@@ -234,7 +234,7 @@ void pump(self_ptr self) {
       e.writer_epoch = ctx.cfg.epoch;
       e.payload = std::move(enc->bytes);
       // Check the limits here, so that one bad event never fails other aggregates' batch.
-      if (auto r = encode_event(e, "check", ctx.cfg.limits); !r) {
+      if (auto r = check_event(e, ctx.cfg.journal->topic(), ctx.cfg.limits); !r) {
         bad = r.error();
         break;
       }

@@ -161,7 +161,20 @@ expected<void> check_msgpack_map(std::string_view bytes) {
   return {};
 }
 
-expected<record> encode_event(const event_envelope& e, std::string topic, const codec_limits& limits) {
+namespace {
+
+std::size_t digits(std::uint64_t v) {
+  std::size_t n = 1;
+  while (v >= 10) {
+    v /= 10;
+    ++n;
+  }
+  return n;
+}
+
+} // namespace
+
+expected<void> check_event(const event_envelope& e, std::string_view topic, const codec_limits& limits) {
   if (auto id = aggregate_id::make(e.id.str()); !id)
     return std::move(id).error();
   if (e.seq.value() == 0)
@@ -172,6 +185,33 @@ expected<record> encode_event(const event_envelope& e, std::string topic, const 
     return error{errc::invalid_argument, "event type '" + e.type + "' has schema version 0"};
   if (auto ok = check_msgpack_map(e.payload); !ok)
     return error{errc::invalid_argument, "payload of '" + e.type + "': " + ok.error().message};
+  // The size of what encode_event writes: key, value, and every header's name and value.
+  constexpr std::size_t time_size = 24; // "2026-11-26T06:30:00.123Z"
+  const auto& id = e.id.str();
+  std::size_t size = id.size() + e.payload.size();
+  size += hdr::specversion.size() + cloudevents_specversion.size();
+  size += hdr::id.size() + (e.event_id.empty() ? id.size() + 1 + digits(e.seq.value()) : e.event_id.size());
+  size += hdr::type.size() + e.type.size();
+  size += hdr::source.size() + (e.source.empty() ? 7 + topic.size() : e.source.size());
+  size += hdr::subject.size() + id.size();
+  size += hdr::time.size() + time_size;
+  size += hdr::content_type.size() + msgpack_content_type.size();
+  size += hdr::seq.size() + digits(e.seq.value());
+  size += hdr::schema.size() + digits(e.schema_version);
+  size += hdr::envelope.size() + digits(envelope_version);
+  size += hdr::node.size() + e.writer_node.size();
+  size += hdr::epoch.size() + digits(e.writer_epoch);
+  if (!e.command_id.empty())
+    size += hdr::causation.size() + e.command_id.size();
+  if (size > limits.max_event_bytes)
+    return error{errc::event_too_large, "event '" + e.type + "' of '" + id + "' takes " + std::to_string(size) +
+                                            " bytes; the limit is " + std::to_string(limits.max_event_bytes)};
+  return {};
+}
+
+expected<record> encode_event(const event_envelope& e, std::string topic, const codec_limits& limits) {
+  if (auto ok = check_event(e, topic, limits); !ok)
+    return std::move(ok).error();
   record r;
   r.topic = std::move(topic);
   r.key = e.id.str();
@@ -192,13 +232,6 @@ expected<record> encode_event(const event_envelope& e, std::string topic, const 
   };
   if (!e.command_id.empty())
     r.headers.push_back({std::string{hdr::causation}, e.command_id});
-  std::size_t size = r.key.size() + e.payload.size();
-  for (auto& h : r.headers)
-    size += h.key.size() + h.value.size();
-  if (size > limits.max_event_bytes)
-    return error{errc::event_too_large, "event '" + e.type + "' of '" + e.id.str() + "' takes " +
-                                            std::to_string(size) + " bytes; the limit is " +
-                                            std::to_string(limits.max_event_bytes)};
   r.value = e.payload;
   return r;
 }

@@ -174,3 +174,25 @@ TEST_CASE("snapshots round trip and bad snapshot records are typed errors", "[co
   bad.state = "\x01";
   CHECK(encode_snapshot(bad, "t").error() == errc::invalid_argument);
 }
+
+TEST_CASE("check_event computes exactly the size that encode_event writes", "[codec]") {
+  for (std::uint64_t seq : {1ull, 9ull, 10ull, 12345678901ull}) {
+    auto e = make_event("acc-" + std::to_string(seq), seq);
+    for (bool with_defaults : {false, true}) {
+      if (with_defaults) {
+        e.event_id.clear();
+        e.source.clear();
+        e.command_id.clear();
+        e.time_ms = 0;
+      }
+      auto r = encode_event(e, "ns.account.events");
+      REQUIRE(r);
+      std::size_t size = r->key.size() + r->value->size();
+      for (auto& h : r->headers)
+        size += h.key.size() + h.value.size();
+      INFO("seq " << seq << " defaults " << with_defaults << " size " << size);
+      CHECK(check_event(e, "ns.account.events", codec_limits{size}));
+      CHECK(check_event(e, "ns.account.events", codec_limits{size - 1}).error() == errc::event_too_large);
+    }
+  }
+}

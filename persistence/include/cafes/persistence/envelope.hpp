@@ -58,6 +58,9 @@ struct codec_limits {
   std::size_t max_event_bytes = default_max_event_bytes;
 };
 
+/// Checks what encode_event checks (fields, payload, size limit) without building the record.
+expected<void> check_event(const event_envelope& e, std::string_view topic, const codec_limits& limits = {});
+
 /// Encodes an envelope into a record for `topic`. Fails with invalid_aggregate_id,
 /// reserved_aggregate_id, invalid_argument (seq 0, empty type, payload not a msgpack map)
 /// or event_too_large. The partition is left for the caller.
