@@ -149,6 +149,8 @@ void persist(const options& o) {
     h.batching.max_in_flight = o.in_flight;
     n->host<counter>(h).value();
     n->wait_ready(std::chrono::seconds{60}).value();
+    if (mode == cafes::journal_mode::transactional)
+      cafes_loop<counter>(*n, 1000, 64, 0.1, o.smoke ? 1.0 : 5.0); // first commits (~1 s each) out of the way
     auto topic = cafes::topic_names::of(ns, "counter").events;
     for (int a : aggs)
       for (int k : ks) {

@@ -218,62 +218,78 @@ class transactional_journal final : public kafka_journal_base {
     }
   }
 
-  // Writes each partition's share of the batch in one transaction of its producer.
+  // Writes each partition's share of the batch in one transaction of its producer. All
+  // transactions are opened and fed first, so that every partition's records travel to the
+  // broker together; then they are committed one after another.
   expected<void> commit(const std::vector<record>& recs, std::vector<position>& out) {
     std::map<std::int32_t, std::vector<std::size_t>> by_part;
     for (std::size_t i = 0; i < recs.size(); ++i)
       by_part[recs[i].partition.value()].push_back(i);
     std::optional<error> first;
-    for (auto& [p, idx] : by_part) {
-      auto r = commit_partition(p, recs, idx, out);
+    auto note = [&](expected<void> r) {
       if (!r && !first)
         first = std::move(r).error();
-    }
+      return r.has_value();
+    };
+    std::vector<std::int32_t> open;
+    for (auto& [p, idx] : by_part)
+      if (note(start_partition(p, recs, idx, out)))
+        open.push_back(p);
+    for (auto p : open)
+      note(finish_partition(p));
     if (first)
       return std::move(*first);
     return {};
   }
 
-  expected<void> commit_partition(std::int32_t p, const std::vector<record>& recs,
-                                  const std::vector<std::size_t>& idx, std::vector<position>& out) {
+  // Gives up the partition's transaction: aborts it, or stops the partition for good when
+  // the producer was fenced or failed fatally.
+  error abandon(std::int32_t p, part& pt, error e) {
+    if (e.code == errc::fenced || e.code == errc::fatal) {
+      persistence_log().error("partition {} of {} stops writing: {}", p, topic_, e.to_string());
+      pt.dead = e;
+    } else {
+      std::unique_ptr<RdKafka::Error> a{pt.producer->abort_transaction(timeout_ms())};
+      if (a) {
+        auto ae = from_kafka(*a, "abort_transaction of " + pt.txid);
+        if (ae.code == errc::fenced || ae.code == errc::fatal)
+          pt.dead = ae;
+      }
+    }
+    pt.producer->poll(0);
+    pt.dr.out = nullptr;
+    return e;
+  }
+
+  expected<void> start_partition(std::int32_t p, const std::vector<record>& recs,
+                                 const std::vector<std::size_t>& idx, std::vector<position>& out) {
     auto& pt = parts_.at(p);
     if (pt.dead)
       return *pt.dead;
     pt.dr.out = &out;
     pt.dr.err.reset();
-    auto fail = [&](error e) -> expected<void> {
-      if (e.code == errc::fenced || e.code == errc::fatal) {
-        persistence_log().error("partition {} of {} stops writing: {}", p, topic_, e.to_string());
-        pt.dead = e;
-      } else {
-        std::unique_ptr<RdKafka::Error> a{pt.producer->abort_transaction(timeout_ms())};
-        if (a) {
-          auto ae = from_kafka(*a, "abort_transaction of " + pt.txid);
-          if (ae.code == errc::fenced || ae.code == errc::fatal)
-            pt.dead = ae;
-        }
-      }
-      pt.producer->poll(0);
-      pt.dr.out = nullptr;
-      return e;
-    };
     std::unique_ptr<RdKafka::Error> e{pt.producer->begin_transaction()};
     if (e)
-      return fail(from_kafka(*e, "begin_transaction of " + pt.txid));
+      return abandon(p, pt, from_kafka(*e, "begin_transaction of " + pt.txid));
     for (auto i : idx) {
       auto err = detail::produce(*pt.producer, recs[i], reinterpret_cast<void*>(static_cast<std::uintptr_t>(i)));
       if (err != RdKafka::ERR_NO_ERROR)
-        return fail(from_kafka(err, "produce to " + topic_ + "/" + std::to_string(p)));
+        return abandon(p, pt, from_kafka(err, "produce to " + topic_ + "/" + std::to_string(p)));
     }
+    return {};
+  }
+
+  expected<void> finish_partition(std::int32_t p) {
+    auto& pt = parts_.at(p);
     if (cfg_.on_fault)
       cfg_.on_fault("journal.before_commit", p);
     for (;;) {
-      e.reset(pt.producer->commit_transaction(timeout_ms()));
+      std::unique_ptr<RdKafka::Error> e{pt.producer->commit_transaction(timeout_ms())};
       if (!e)
         break;
       if (e->is_retriable() && !e->txn_requires_abort() && !e->is_fatal())
         continue; // the commit may be retried: it is idempotent
-      return fail(from_kafka(*e, "commit_transaction of " + pt.txid));
+      return abandon(p, pt, from_kafka(*e, "commit_transaction of " + pt.txid));
     }
     pt.producer->poll(0);
     pt.dr.out = nullptr;
