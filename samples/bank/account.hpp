@@ -3,6 +3,7 @@
 #pragma once
 
 #include <algorithm>
+#include <optional>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -121,23 +122,28 @@ struct account {
     return cafes::emit(opened{c.owner, c.overdraft_limit}).reply(std::int64_t{0});
   }
 
-  static cafes::decision<std::int64_t> handle(const state& s, const deposit& c) {
+  /// The checks a deposit and a withdrawal share: an open account, a valid amount, and a
+  /// reference not seen before (a repeat is answered with the balance and no event).
+  static std::optional<cafes::decision<std::int64_t>> precheck(const state& s, std::int64_t amount,
+                                                               const std::string& ref) {
     if (!s.open)
       return cafes::reject(bank_errc::account_not_open);
-    if (c.amount <= 0 || c.amount > max_amount)
+    if (amount <= 0 || amount > max_amount)
       return cafes::reject(bank_errc::invalid_amount, "an amount must be 1 to 10^12");
-    if (s.seen(c.ref))
+    if (s.seen(ref))
       return cafes::reply(s.balance);
+    return std::nullopt;
+  }
+
+  static cafes::decision<std::int64_t> handle(const state& s, const deposit& c) {
+    if (auto early = precheck(s, c.amount, c.ref))
+      return std::move(*early);
     return cafes::emit(deposited{c.amount, c.ref}).reply(s.balance + c.amount);
   }
 
   static cafes::decision<std::int64_t> handle(const state& s, const withdraw& c) {
-    if (!s.open)
-      return cafes::reject(bank_errc::account_not_open);
-    if (c.amount <= 0 || c.amount > max_amount)
-      return cafes::reject(bank_errc::invalid_amount, "an amount must be 1 to 10^12");
-    if (s.seen(c.ref))
-      return cafes::reply(s.balance);
+    if (auto early = precheck(s, c.amount, c.ref))
+      return std::move(*early);
     if (s.balance - c.amount < -s.overdraft_limit)
       return cafes::reject(bank_errc::insufficient_funds);
     return cafes::emit(withdrawn{c.amount, c.ref}).reply(s.balance - c.amount);
