@@ -41,6 +41,10 @@ std::string where(const record& r) {
   return r.topic + "/" + std::to_string(r.partition.value()) + "@" + std::to_string(r.off.value());
 }
 
+std::string where(const record_view& r) {
+  return std::string{r.topic} + "/" + std::to_string(r.partition.value()) + "@" + std::to_string(r.off.value());
+}
+
 std::string format_rfc3339(std::int64_t ms) {
   std::time_t secs = static_cast<std::time_t>(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
   auto millis = static_cast<int>(ms - static_cast<std::int64_t>(secs) * 1000);
@@ -236,10 +240,12 @@ expected<record> encode_event(const event_envelope& e, std::string topic, const 
   return r;
 }
 
-expected<event_envelope> decode_event(const record& r) {
+expected<event_envelope> decode_event(const record& r) { return decode_event(record_view::of(r)); }
+
+expected<event_envelope> decode_event(const record_view& r) {
   auto at = [&] { return " at " + where(r); };
-  auto need = [&](std::string_view k) -> expected<std::string> {
-    if (auto* v = r.find_header(k))
+  auto need = [&](std::string_view k) -> expected<std::string_view> {
+    if (auto v = r.find_header(k))
       return *v;
     return error{errc::missing_header, "header '" + std::string{k} + "' is missing" + at()};
   };
@@ -248,7 +254,7 @@ expected<event_envelope> decode_event(const record& r) {
     if (!v)
       return std::move(v).error();
     if (!parse_int(*v, out))
-      return error{errc::bad_header, "header '" + std::string{k} + "' is not a number: '" + *v + "'" + at()};
+      return error{errc::bad_header, "header '" + std::string{k} + "' is not a number: '" + std::string{*v} + "'" + at()};
     return {};
   };
   std::uint32_t env_version = 0;
@@ -261,14 +267,14 @@ expected<event_envelope> decode_event(const record& r) {
   if (!spec)
     return std::move(spec).error();
   if (*spec != cloudevents_specversion)
-    return error{errc::bad_header, "ce_specversion '" + *spec + "' is not 1.0" + at()};
+    return error{errc::bad_header, "ce_specversion '" + std::string{*spec} + "' is not 1.0" + at()};
   auto ct = need(hdr::content_type);
   if (!ct)
     return std::move(ct).error();
   if (*ct != msgpack_content_type)
-    return error{errc::bad_header, "content-type '" + *ct + "' is not application/msgpack" + at()};
+    return error{errc::bad_header, "content-type '" + std::string{*ct} + "' is not application/msgpack" + at()};
   event_envelope e;
-  auto id = aggregate_id::make(r.key);
+  auto id = aggregate_id::make(std::string{r.key});
   if (!id)
     return error{id.error().code, id.error().message + at()};
   e.id = std::move(*id);
@@ -276,7 +282,7 @@ expected<event_envelope> decode_event(const record& r) {
   if (!subject)
     return std::move(subject).error();
   if (*subject != r.key)
-    return error{errc::bad_header, "ce_subject '" + *subject + "' differs from the key" + at()};
+    return error{errc::bad_header, "ce_subject '" + std::string{*subject} + "' differs from the key" + at()};
   std::uint64_t seq = 0;
   if (auto ok = number(hdr::seq, seq); !ok)
     return std::move(ok).error();
@@ -294,15 +300,15 @@ expected<event_envelope> decode_event(const record& r) {
     return std::move(type).error();
   if (type->empty())
     return error{errc::bad_header, "ce_type is empty" + at()};
-  e.type = std::move(*type);
+  e.type = *type;
   auto src = need(hdr::source);
   if (!src)
     return std::move(src).error();
-  e.source = std::move(*src);
+  e.source = *src;
   auto eid = need(hdr::id);
   if (!eid)
     return std::move(eid).error();
-  e.event_id = std::move(*eid);
+  e.event_id = *eid;
   auto t = need(hdr::time);
   if (!t)
     return std::move(t).error();
@@ -313,8 +319,8 @@ expected<event_envelope> decode_event(const record& r) {
   auto node = need(hdr::node);
   if (!node)
     return std::move(node).error();
-  e.writer_node = std::move(*node);
-  if (auto* c = r.find_header(hdr::causation))
+  e.writer_node = *node;
+  if (auto c = r.find_header(hdr::causation))
     e.command_id = *c;
   if (!r.value)
     return error{errc::malformed_record, "event record has no value (tombstone)" + at()};

@@ -266,8 +266,8 @@ void partition_reader::stop_current() {
   eof_ = false;
 }
 
-expected<raw_chunk> partition_reader::read(const std::string& topic, partition_id p, std::int64_t from,
-                                           std::size_t max) {
+expected<read_position> partition_reader::read_messages(const std::string& topic, partition_id p, std::int64_t from,
+                                                         std::size_t max, const message_fn& on_message) {
   const bool same = topic_ && topic_->name() == topic && part_ == p.value() && next_ == from && !eof_;
   if (!same) {
     stop_current();
@@ -283,38 +283,41 @@ expected<raw_chunk> partition_reader::read(const std::string& topic, partition_i
     part_ = p.value();
     next_ = from;
   }
-  raw_chunk out;
+  read_position out;
   out.next = offset{from};
+  std::size_t got = 0;
   const auto deadline = std::chrono::steady_clock::now() + timeout_;
-  while (out.records.size() < max) {
+  while (got < max) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) {
-      if (out.records.empty())
+      if (got == 0)
         return error{errc::timeout, "no data from " + topic + "/" + std::to_string(p.value()) + " within " +
                                         std::to_string(timeout_.count()) + " ms"};
       break;
     }
     // One call takes many messages: per-message consume() costs a lock and a clock read each.
     std::array<rd_kafka_message_t*, 512> msgs{};
-    const auto want = std::min(msgs.size(), max - out.records.size());
+    const auto want = std::min(msgs.size(), max - got);
     auto n = rd_kafka_consume_batch(topic_->c_ptr(), part_, static_cast<int>(std::min<long>(left.count(), 100)),
                                     msgs.data(), want);
     if (n < 0)
       return from_kafka(static_cast<RdKafka::ErrorCode>(rd_kafka_last_error()), "read " + topic);
-    std::optional<expected<raw_chunk>> done;
+    std::optional<expected<read_position>> done;
     for (ssize_t i = 0; i < n; ++i) {
       auto* m = msgs[static_cast<std::size_t>(i)];
       if (!done) {
         switch (static_cast<RdKafka::ErrorCode>(m->err)) {
           case RdKafka::ERR_NO_ERROR:
-            out.records.push_back(to_record(m));
+            if (auto ok = on_message(m); !ok)
+              done = std::move(ok).error();
+            ++got;
             out.next = offset{m->offset + 1};
             next_ = out.next.value();
             break;
           case RdKafka::ERR__PARTITION_EOF:
             out.next = offset{m->offset};
             out.end = true;
-            done = std::move(out);
+            done = out;
             break;
           case RdKafka::ERR__TIMED_OUT:
           case RdKafka::ERR__TRANSPORT:
@@ -334,6 +337,41 @@ expected<raw_chunk> partition_reader::read(const std::string& topic, partition_i
     }
   }
   return out;
+}
+
+expected<raw_chunk> partition_reader::read(const std::string& topic, partition_id p, std::int64_t from,
+                                           std::size_t max) {
+  raw_chunk out;
+  auto pos = read_messages(topic, p, from, max, [&](const rd_kafka_message_t* m) -> expected<void> {
+    out.records.push_back(to_record(m));
+    return {};
+  });
+  if (!pos)
+    return std::move(pos).error();
+  out.next = pos->next;
+  out.end = pos->end;
+  return out;
+}
+
+record_view view_of(const rd_kafka_message_t* m, std::string_view topic) {
+  record_view v;
+  v.topic = topic;
+  v.partition = partition_id{m->partition};
+  v.off = offset{m->offset};
+  if (m->key)
+    v.key = std::string_view{static_cast<const char*>(m->key), m->key_len};
+  if (m->payload)
+    v.value = std::string_view{static_cast<const char*>(m->payload), m->len};
+  rd_kafka_headers_t* hs = nullptr;
+  if (rd_kafka_message_headers(m, &hs) == RD_KAFKA_RESP_ERR_NO_ERROR && hs) {
+    const char* name = nullptr;
+    const void* val = nullptr;
+    size_t size = 0;
+    v.headers.reserve(rd_kafka_header_cnt(hs));
+    for (size_t i = 0; rd_kafka_header_get_all(hs, i, &name, &val, &size) == RD_KAFKA_RESP_ERR_NO_ERROR; ++i)
+      v.headers.emplace_back(name, val ? std::string_view{static_cast<const char*>(val), size} : std::string_view{});
+  }
+  return v;
 }
 
 expected<void> partition_reader::read_all(const std::string& topic, partition_id p,

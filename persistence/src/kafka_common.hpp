@@ -65,6 +65,18 @@ class async_producer {
   std::thread poller_;
 };
 
+/// Where a partition read stopped.
+struct read_position {
+  offset next{0};
+  bool end = false;
+};
+
+/// Called for each consumed message; an error stops the read.
+using message_fn = std::function<expected<void>(const rd_kafka_message_t*)>;
+
+/// Returns a view of a consumed message (valid while the message lives).
+record_view view_of(const rd_kafka_message_t* m, std::string_view topic);
+
 /// A chunk of raw records of one partition.
 struct raw_chunk {
   std::vector<record> records;
@@ -82,6 +94,10 @@ class partition_reader {
   /// Stops early at the end of the partition. Fails with timeout when nothing arrives within
   /// the request timeout and the end was not reached.
   expected<raw_chunk> read(const std::string& topic, partition_id p, std::int64_t from, std::size_t max);
+
+  /// Reads like read(), but hands each message to `on_message` in place (no copies).
+  expected<read_position> read_messages(const std::string& topic, partition_id p, std::int64_t from,
+                                        std::size_t max, const message_fn& on_message);
 
   /// Reads every record of topic/p from the beginning to the end, chunk by chunk.
   expected<void> read_all(const std::string& topic, partition_id p,

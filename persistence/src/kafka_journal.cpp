@@ -45,20 +45,20 @@ class kafka_journal_base : public journal {
     if (from.value() < 0)
       return error{errc::invalid_argument, "read from negative offset"};
     std::lock_guard guard{read_mtx_};
-    auto raw = reader_->read(topic_, p, from.value(), max_events);
-    if (!raw)
-      return std::move(raw).error();
     read_chunk c;
-    c.next = raw->next;
-    c.end = raw->end;
-    c.events.reserve(raw->records.size());
-    for (auto& r : raw->records) {
-      auto e = decode_event(r);
-      if (!e)
-        return std::move(e).error();
-      c.events.push_back(std::move(*e));
-      c.offsets.push_back(r.off);
-    }
+    auto pos = reader_->read_messages(topic_, p, from.value(), max_events,
+                                      [&](const rd_kafka_message_t* m) -> expected<void> {
+                                        auto e = decode_event(detail::view_of(m, topic_));
+                                        if (!e)
+                                          return std::move(e).error();
+                                        c.events.push_back(std::move(*e));
+                                        c.offsets.push_back(offset{m->offset});
+                                        return {};
+                                      });
+    if (!pos)
+      return std::move(pos).error();
+    c.next = pos->next;
+    c.end = pos->end;
     return c;
   }
 

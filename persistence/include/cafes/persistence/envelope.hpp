@@ -70,6 +70,8 @@ expected<record> encode_event(const event_envelope& e, std::string topic,
 /// Decodes a record read from a journal topic. Fails with missing_header, bad_header,
 /// unsupported_version or malformed_record; the message names topic, partition and offset.
 expected<event_envelope> decode_event(const record& r);
+/// Decodes a record read in place (the same rules; copies only the envelope's fields).
+expected<event_envelope> decode_event(const record_view& r);
 
 /// Formats milliseconds since the epoch as RFC 3339 UTC ("2026-11-26T06:30:00.123Z").
 std::string format_rfc3339(std::int64_t ms);
@@ -82,5 +84,6 @@ expected<void> check_msgpack_map(std::string_view bytes);
 
 /// Returns "topic/partition@offset" for error messages.
 std::string where(const record& r);
+std::string where(const record_view& r);
 
 } // namespace cafes

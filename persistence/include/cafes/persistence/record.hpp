@@ -4,6 +4,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "cafes/persistence/types.hpp"
@@ -32,6 +33,36 @@ struct record {
       if (h.key == k)
         return &h.value;
     return nullptr;
+  }
+};
+
+/// A record read in place: views into memory owned elsewhere (a consumed Kafka message, or
+/// a record). Decoding from it copies only what the decoded value keeps.
+struct record_view {
+  std::string_view topic;
+  partition_id partition{0};
+  offset off{-1};
+  std::string_view key;
+  std::optional<std::string_view> value; ///< nullopt is a tombstone.
+  std::vector<std::pair<std::string_view, std::string_view>> headers;
+
+  /// Returns the value of the first header named `k`, or nullopt.
+  std::optional<std::string_view> find_header(std::string_view k) const {
+    for (auto& [hk, hv] : headers)
+      if (hk == k)
+        return hv;
+    return std::nullopt;
+  }
+
+  /// Returns a view of `r` (which must outlive it).
+  static record_view of(const record& r) {
+    record_view v{r.topic, r.partition, r.off, r.key, std::nullopt, {}};
+    if (r.value)
+      v.value = std::string_view{*r.value};
+    v.headers.reserve(r.headers.size());
+    for (auto& h : r.headers)
+      v.headers.emplace_back(h.key, h.value);
+    return v;
   }
 };
 
