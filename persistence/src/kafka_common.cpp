@@ -94,28 +94,19 @@ error from_kafka(const RdKafka::Error& e, const std::string& context) {
 }
 
 record to_record(const rd_kafka_message_t* m) {
+  auto v = view_of(m, rd_kafka_topic_name(m->rkt));
   record r;
-  r.topic = rd_kafka_topic_name(m->rkt);
-  r.partition = partition_id{m->partition};
-  r.off = offset{m->offset};
-  if (m->key)
-    r.key.assign(static_cast<const char*>(m->key), m->key_len);
-  // The C API walks the headers in place; the C++ get_all() copies every one first.
-  rd_kafka_headers_t* hs = nullptr;
-  if (rd_kafka_message_headers(m, &hs) == RD_KAFKA_RESP_ERR_NO_ERROR && hs) {
-    const char* name = nullptr;
-    const void* val = nullptr;
-    size_t size = 0;
-    r.headers.reserve(rd_kafka_header_cnt(hs));
-    for (size_t i = 0; rd_kafka_header_get_all(hs, i, &name, &val, &size) == RD_KAFKA_RESP_ERR_NO_ERROR; ++i)
-      r.headers.push_back({name, val ? std::string{static_cast<const char*>(val), size} : std::string{}});
-  }
-  if (m->payload)
-    r.value = std::string{static_cast<const char*>(m->payload), m->len};
+  r.topic = v.topic;
+  r.partition = v.partition;
+  r.off = v.off;
+  r.key = v.key;
+  r.headers.reserve(v.headers.size());
+  for (auto& [k, val] : v.headers)
+    r.headers.push_back({std::string{k}, std::string{val}});
+  if (v.value)
+    r.value = std::string{*v.value};
   return r;
 }
-
-record to_record(RdKafka::Message& m) { return to_record(m.c_ptr()); }
 
 RdKafka::ErrorCode produce(RdKafka::Producer& p, const record& r, void* opaque) {
   auto* hs = RdKafka::Headers::create();
@@ -263,12 +254,11 @@ void partition_reader::stop_current() {
     c_->stop(topic_.get(), part_);
   part_ = -1;
   next_ = -1;
-  eof_ = false;
 }
 
 expected<read_position> partition_reader::read_messages(const std::string& topic, partition_id p, std::int64_t from,
                                                          std::size_t max, const message_fn& on_message) {
-  const bool same = topic_ && topic_->name() == topic && part_ == p.value() && next_ == from && !eof_;
+  const bool same = topic_ && topic_->name() == topic && part_ == p.value() && next_ == from;
   if (!same) {
     stop_current();
     if (!topic_ || topic_->name() != topic) {

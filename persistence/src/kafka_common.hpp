@@ -32,7 +32,6 @@ error from_kafka(RdKafka::ErrorCode code, const std::string& context);
 error from_kafka(const RdKafka::Error& e, const std::string& context);
 
 /// Copies a consumed message into a record.
-record to_record(RdKafka::Message& m);
 record to_record(const rd_kafka_message_t* m);
 
 /// Produces `r` to its topic and partition with `opaque`; owns nothing on failure.
@@ -115,7 +114,6 @@ class partition_reader {
   std::chrono::milliseconds timeout_{0};
   std::int32_t part_ = -1;
   std::int64_t next_ = -1;
-  bool eof_ = false;
 };
 
 } // namespace cafes::detail
