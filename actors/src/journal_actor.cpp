@@ -38,8 +38,8 @@ struct journal_state {
 
 using self_ptr = caf::stateful_actor<journal_state>*;
 
-void deliver_error(request& r, const cafes::error& e) {
-  r.rp.deliver(persist_res{e, {}});
+void deliver_error(request& r, const cafes::error& e, event_outcome o) {
+  r.rp.deliver(persist_res{e, {}, o});
 }
 
 void drop_taken(journal_state& st) {
@@ -87,10 +87,69 @@ void flush(self_ptr self) {
     const auto no = ++st.batch_no;
     st.in_flight.emplace(no, std::move(reqs));
     // The callback runs on a journal thread: it only turns the outcome into a message.
-    st.j->append(std::move(batch), [hdl = caf::actor{self}, no](expected<std::vector<position>> r) {
+    st.j->append(std::move(batch), [hdl = caf::actor{self}, no](append_result r) {
       caf::anon_send(hdl, batch_done{no, std::move(r)});
     });
   }
+}
+
+// Answers each request of a finished batch with its own outcome. An aggregate's requests
+// after its first failed one build on it: they fail too, and if any of them (or the failed
+// one) may have landed, the aggregate must re-read the journal (outcome unknown).
+void settle(self_ptr self, std::vector<request>& reqs, const append_result& res) {
+  auto& st = self->state;
+  // First pass: which request fails first per aggregate, and with what outcome.
+  std::unordered_map<std::string, event_outcome> failed; // aggregate -> outcome of its failure
+  std::vector<bool> fails(reqs.size(), false);
+  std::size_t i = 0;
+  for (std::size_t k = 0; k < reqs.size(); ++k) {
+    auto& r = reqs[k];
+    auto o = res.outcome_of(i, r.count);
+    i += r.count;
+    if (auto f = failed.find(r.id); f != failed.end()) {
+      fails[k] = true;
+      if (o != event_outcome::not_written)
+        f->second = event_outcome::unknown;
+    } else if (o != event_outcome::durable) {
+      fails[k] = true;
+      failed.emplace(r.id, o);
+    }
+  }
+  if (!failed.empty()) {
+    if (st.stats)
+      ++st.stats->persist_failures;
+    actors_log().warn("journal append of {} requests failed for {} aggregates: {}", reqs.size(), failed.size(),
+                      res.err ? res.err->to_string() : std::string{"no error given"});
+  }
+  const cafes::error cause = res.err ? *res.err : cafes::error{actor_errc::persist_failed, "journal append failed"};
+  i = 0;
+  for (std::size_t k = 0; k < reqs.size(); ++k) {
+    auto& r = reqs[k];
+    const auto first = i;
+    i += r.count;
+    if (!fails[k]) {
+      persist_res ok;
+      ok.positions.assign(res.positions.begin() + static_cast<std::ptrdiff_t>(first),
+                          res.positions.begin() + static_cast<std::ptrdiff_t>(first + r.count));
+      r.rp.deliver(std::move(ok));
+      continue;
+    }
+    // An unknown outcome is persist_failed whatever the cause; a refusal keeps its cause
+    // (overloaded, event_too_large, ...), so that clients see what to do.
+    const auto o = failed.at(r.id);
+    st.poisoned.insert(r.id);
+    deliver_error(r, o == event_outcome::unknown ? cafes::error{actor_errc::persist_failed, cause.to_string()} : cause,
+                  o);
+  }
+  // Later events of the failed aggregates must not overtake the failed ones.
+  for (auto& r : st.pending)
+    if (!r.taken && st.poisoned.count(r.id)) {
+      st.pending_events -= r.count;
+      deliver_error(r, cafes::error{actor_errc::persist_failed, "an earlier persist of '" + r.id + "' failed"},
+                    event_outcome::not_written);
+      r.taken = true;
+    }
+  drop_taken(st);
 }
 
 caf::behavior journal_actor(self_ptr self, std::shared_ptr<journal> j, batching_config cfg,
@@ -112,14 +171,21 @@ caf::behavior journal_actor(self_ptr self, std::shared_ptr<journal> j, batching_
       if (st.poisoned.count(id)) {
         rp.deliver(persist_res{cafes::error{actor_errc::persist_failed,
                                             "an earlier persist of '" + id + "' failed; it must recover first"},
-                               {}});
+                               {},
+                               event_outcome::not_written});
         return rp;
       }
       if (st.pending_events + req.events.size() > st.cfg.max_pending_events) {
+        // Refused before anything is written. The aggregate's later requests (pipelining)
+        // build on this one, so they are refused too until it resets (unpoison).
+        st.poisoned.insert(id);
+        if (st.stats)
+          ++st.stats->overloads;
         rp.deliver(persist_res{cafes::error{actor_errc::overloaded,
                                             "the journal backlog holds " + std::to_string(st.pending_events) +
                                                 " events (bound " + std::to_string(st.cfg.max_pending_events) + ")"},
-                               {}});
+                               {},
+                               event_outcome::not_written});
         return rp;
       }
       std::size_t bytes = 0;
@@ -141,33 +207,7 @@ caf::behavior journal_actor(self_ptr self, std::shared_ptr<journal> j, batching_
       for (auto& r : reqs)
         if (--st.busy[r.id] == 0)
           st.busy.erase(r.id);
-      if (done.result) {
-        std::size_t i = 0;
-        for (auto& r : reqs) {
-          persist_res res;
-          res.positions.assign(done.result->begin() + static_cast<std::ptrdiff_t>(i),
-                               done.result->begin() + static_cast<std::ptrdiff_t>(i + r.count));
-          i += r.count;
-          r.rp.deliver(std::move(res));
-        }
-      } else {
-        if (st.stats)
-          ++st.stats->persist_failures;
-        actors_log().warn("journal append of {} requests failed: {}", reqs.size(), done.result.error().to_string());
-        cafes::error e{actor_errc::persist_failed, done.result.error().to_string()};
-        for (auto& r : reqs) {
-          st.poisoned.insert(r.id);
-          deliver_error(r, e);
-        }
-        // Later events of the failed aggregates must not overtake the failed ones.
-        for (auto& r : st.pending)
-          if (!r.taken && st.poisoned.count(r.id)) {
-            st.pending_events -= r.count;
-            deliver_error(r, e);
-            r.taken = true;
-          }
-        drop_taken(st);
-      }
+      settle(self, reqs, done.result);
       flush(self);
     },
     [=](unpoison_msg& m) { self->state.poisoned.erase(m.id); },

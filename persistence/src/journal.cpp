@@ -8,10 +8,26 @@
 
 namespace cafes {
 
+event_outcome append_result::outcome_of(std::size_t first, std::size_t count) const {
+  if (outcomes.empty())
+    return uniform;
+  auto o = outcomes.at(first);
+  for (std::size_t i = first + 1; i < first + count; ++i)
+    if (outcomes.at(i) != o)
+      return event_outcome::unknown;
+  return o;
+}
+
+append_result::operator expected<std::vector<position>>() const {
+  if (err)
+    return *err;
+  return positions;
+}
+
 expected<std::vector<position>> journal::append_sync(std::vector<event_envelope> batch) {
   auto done = std::make_shared<std::promise<expected<std::vector<position>>>>();
   auto f = done->get_future();
-  append(std::move(batch), [done](expected<std::vector<position>> r) { done->set_value(std::move(r)); });
+  append(std::move(batch), [done](append_result r) { done->set_value(r); });
   return f.get();
 }
 
@@ -36,7 +52,7 @@ class memory_journal final : public journal {
     for (auto& e : batch) {
       auto r = encode_event(e, topic_, limits_);
       if (!r)
-        return cb(std::move(r).error());
+        return cb(append_result{std::move(r).error(), event_outcome::not_written});
       r->partition = partition_for(r->key, partitions());
       recs.push_back(std::move(*r));
     }

@@ -127,27 +127,24 @@ RdKafka::ErrorCode produce(RdKafka::Producer& p, const record& r, void* opaque) 
 struct async_producer::batch {
   std::mutex mtx;
   std::size_t remaining = 0;
-  std::vector<position> positions;
-  std::optional<error> err;
+  append_result res;
   append_callback cb;
 
-  // Records one outcome; calls the callback after the last one, outside the lock.
-  void done(std::size_t i, std::optional<position> pos, std::optional<error> e) {
+  // Records one record's outcome; calls the callback after the last one, outside the lock.
+  void done(std::size_t i, std::optional<position> pos, std::optional<error> e, event_outcome o) {
     append_callback fire;
     {
       std::lock_guard guard{mtx};
       if (pos)
-        positions[i] = *pos;
-      if (e && !err)
-        err = std::move(e);
+        res.positions[i] = *pos;
+      res.outcomes[i] = o;
+      if (e && !res.err)
+        res.err = std::move(e);
       if (--remaining > 0)
         return;
       fire = std::move(cb);
     }
-    if (err)
-      fire(std::move(*err));
-    else
-      fire(std::move(positions));
+    fire(std::move(res));
   }
 };
 
@@ -160,11 +157,17 @@ void async_producer::dr::dr_cb(RdKafka::Message& m) {
   std::unique_ptr<item> it{static_cast<item*>(m.msg_opaque())};
   if (!it)
     return;
-  if (m.err() != RdKafka::ERR_NO_ERROR)
-    it->b->done(it->index, std::nullopt,
-                from_kafka(m.err(), "delivery to " + m.topic_name() + "/" + std::to_string(m.partition())));
-  else
-    it->b->done(it->index, position{partition_id{m.partition()}, offset{m.offset()}}, std::nullopt);
+  if (m.err() == RdKafka::ERR_NO_ERROR) {
+    it->b->done(it->index, position{partition_id{m.partition()}, offset{m.offset()}}, std::nullopt,
+                event_outcome::durable);
+    return;
+  }
+  // librdkafka knows whether a failed message may have reached the broker: one that never
+  // left the client is not written; one that was in flight may still land.
+  const auto o = m.status() == RdKafka::Message::MSG_STATUS_NOT_PERSISTED ? event_outcome::not_written
+                                                                          : event_outcome::unknown;
+  it->b->done(it->index, std::nullopt,
+              from_kafka(m.err(), "delivery to " + m.topic_name() + "/" + std::to_string(m.partition())), o);
 }
 
 expected<std::unique_ptr<async_producer>> async_producer::make(const kafka_config& cfg) {
@@ -207,20 +210,22 @@ async_producer::~async_producer() {
 
 void async_producer::send(std::vector<record> recs, append_callback cb) {
   if (recs.empty())
-    return cb(std::vector<position>{});
+    return cb(append_result{std::vector<position>{}});
   auto b = std::make_shared<batch>();
   b->remaining = recs.size();
-  b->positions.resize(recs.size());
+  b->res.positions.resize(recs.size());
+  b->res.outcomes.resize(recs.size(), event_outcome::unknown);
   b->cb = std::move(cb);
   for (std::size_t i = 0; i < recs.size(); ++i) {
     auto* it = new item{b, i};
     auto err = produce(*p_, recs[i], it);
     if (err != RdKafka::ERR_NO_ERROR) {
       delete it;
-      // Fail this record and every one after it; records already queued still report.
+      // This record and every one after it were never queued; the ones before it were and
+      // report their own outcomes.
       auto e = from_kafka(err, "produce to " + recs[i].topic);
       for (std::size_t j = i; j < recs.size(); ++j)
-        b->done(j, std::nullopt, e);
+        b->done(j, std::nullopt, e, event_outcome::not_written);
       return;
     }
   }

@@ -91,7 +91,7 @@ class idempotent_journal final : public kafka_journal_base {
   void append(std::vector<event_envelope> batch, append_callback cb) override {
     auto recs = encode_batch(batch, topic_, partitions_, limits_);
     if (!recs)
-      return cb(std::move(recs).error());
+      return cb(append_result{std::move(recs).error(), event_outcome::not_written});
     producer_->send(std::move(*recs), std::move(cb));
   }
 
@@ -153,15 +153,16 @@ class transactional_journal final : public kafka_journal_base {
   void append(std::vector<event_envelope> batch, append_callback cb) override {
     auto recs = encode_batch(batch, topic_, partitions_, limits_);
     if (!recs)
-      return cb(std::move(recs).error());
+      return cb(append_result{std::move(recs).error(), event_outcome::not_written});
     for (auto& r : *recs)
       if (!parts_.count(r.partition.value()))
-        return cb(error{errc::invalid_argument, "partition " + std::to_string(r.partition.value()) + " of " +
-                                                    topic_ + " is not owned by this journal"});
+        return cb(append_result{error{errc::invalid_argument, "partition " + std::to_string(r.partition.value()) +
+                                                                  " of " + topic_ + " is not owned by this journal"},
+                                event_outcome::not_written});
     {
       std::lock_guard guard{mtx_};
       if (stop_)
-        return cb(error{errc::closed, "journal closed"});
+        return cb(append_result{error{errc::closed, "journal closed"}, event_outcome::not_written});
       jobs_.push_back({std::move(*recs), std::move(cb)});
     }
     cv_.notify_one();
@@ -209,37 +210,44 @@ class transactional_journal final : public kafka_journal_base {
         j = std::move(jobs_.front());
         jobs_.pop_front();
       }
-      std::vector<position> out(j.recs.size());
-      auto res = commit(j.recs, out);
-      if (res)
-        j.cb(std::move(out));
-      else
-        j.cb(std::move(res).error());
+      j.cb(commit(j.recs));
     }
   }
 
   // Writes each partition's share of the batch in one transaction of its producer. All
   // transactions are opened and fed first, so that every partition's records travel to the
-  // broker together; then they are committed one after another.
-  expected<void> commit(const std::vector<record>& recs, std::vector<position>& out) {
+  // broker together; then they are committed one after another. Each partition's records
+  // share its transaction's outcome, so one partition's failure never fails another's.
+  append_result commit(const std::vector<record>& recs) {
+    append_result res;
+    res.positions.resize(recs.size());
+    res.outcomes.assign(recs.size(), event_outcome::unknown);
     std::map<std::int32_t, std::vector<std::size_t>> by_part;
     for (std::size_t i = 0; i < recs.size(); ++i)
       by_part[recs[i].partition.value()].push_back(i);
-    std::optional<error> first;
-    auto note = [&](expected<void> r) {
-      if (!r && !first)
-        first = std::move(r).error();
-      return r.has_value();
+    auto settle = [&](const std::vector<std::size_t>& idx, expected<void> r, event_outcome failed) {
+      for (auto i : idx)
+        res.outcomes[i] = r ? event_outcome::durable : failed;
+      if (!r && !res.err)
+        res.err = std::move(r).error();
     };
     std::vector<std::int32_t> open;
-    for (auto& [p, idx] : by_part)
-      if (note(start_partition(p, recs, idx, out)))
+    for (auto& [p, idx] : by_part) {
+      auto r = start_partition(p, recs, idx, res.positions);
+      if (r)
         open.push_back(p);
-    for (auto p : open)
-      note(finish_partition(p));
-    if (first)
-      return std::move(*first);
-    return {};
+      else // nothing was committed: the transaction is aborted, by us or by the fencing owner
+        settle(idx, std::move(r), event_outcome::not_written);
+    }
+    for (auto p : open) {
+      // An aborted commit wrote nothing visible; any other failed commit (fenced, fatal, out
+      // of time) may have been committed before the error.
+      auto r = finish_partition(p);
+      const auto failed = !r && r.error().code == errc::transaction_aborted ? event_outcome::not_written
+                                                                             : event_outcome::unknown;
+      settle(by_part[p], std::move(r), failed);
+    }
+    return res;
   }
 
   // Gives up the partition's transaction: aborts it, or stops the partition for good when

@@ -23,11 +23,11 @@ class kafka_snapshot_store final : public snapshot_store {
     r->partition = partition_for(r->key, partitions_);
     std::vector<record> recs;
     recs.push_back(std::move(*r));
-    producer_->send(std::move(recs), [cb = std::move(cb)](expected<std::vector<position>> res) {
-      if (res)
-        cb({});
+    producer_->send(std::move(recs), [cb = std::move(cb)](append_result res) {
+      if (res.err)
+        cb(std::move(*res.err));
       else
-        cb(std::move(res).error());
+        cb({});
     });
   }
 
@@ -77,7 +77,7 @@ class kafka_snapshot_store final : public snapshot_store {
     std::promise<expected<std::vector<position>>> done;
     auto f = done.get_future();
     producer_->send({encode_checkpoint(topic_, p, o)},
-                    [&done](expected<std::vector<position>> r) { done.set_value(std::move(r)); });
+                    [&done](append_result r) { done.set_value(r); });
     auto r = f.get();
     if (!r)
       return std::move(r).error();

@@ -29,12 +29,11 @@ class wrapped_journal final : public journal {
   void append(std::vector<event_envelope> batch, append_callback cb) override {
     auto f = fault ? fault(appends_++) : append_fault::none;
     if (f == append_fault::fail_before_write)
-      return cb(cafes::error{errc::timeout, "injected: nothing written"});
+      return cb(append_result{cafes::error{errc::timeout, "injected: nothing written"}, event_outcome::not_written});
     if (f == append_fault::fail_after_write) {
       ++unknown_outcomes;
-      return inner_->append(std::move(batch), [cb](expected<std::vector<position>> r) {
-        (void) r;
-        cb(cafes::error{errc::timeout, "injected: written, reported as failed"});
+      return inner_->append(std::move(batch), [cb](append_result) {
+        cb(append_result{cafes::error{errc::timeout, "injected: written, reported as failed"}});
       });
     }
     inner_->append(std::move(batch), std::move(cb));

@@ -32,19 +32,22 @@ struct persist_req {
   std::vector<event_envelope> events;
 };
 
-/// The journal actor's answer: where each event landed, or an error.
+/// The journal actor's answer: where each event landed, or an error and what became of the
+/// events (not_written: they are not in the journal; unknown: they may be).
 struct persist_res {
   std::optional<cafes::error> err;
   std::vector<position> positions;
+  event_outcome outcome = event_outcome::durable;
 };
 
 /// A completed journal append, delivered to the journal actor from the journal's thread.
 struct batch_done {
   std::uint64_t batch = 0;
-  expected<std::vector<position>> result{std::vector<position>{}};
+  append_result result;
 };
 
-/// Lifts the journal actor's refusal of an aggregate whose persist failed.
+/// Lifts the journal actor's refusal of an aggregate whose persist failed: the aggregate has
+/// reset its next sequence number (and re-read the journal if the outcome was unknown).
 struct unpoison_msg {
   std::string id;
 };

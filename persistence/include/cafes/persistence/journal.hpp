@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -21,11 +22,41 @@ struct position {
   friend auto operator<=>(const position&, const position&) = default;
 };
 
-/// Called once per append with the positions of all events (in batch order) or one error.
-/// A failed append may have written some of its events (an unknown outcome): callers must
-/// re-read the journal before trusting their state. It is never reported as a success.
-/// The callback may run on a thread of the journal's; it must not block.
-using append_callback = std::function<void(expected<std::vector<position>>)>;
+/// What became of one event of an append.
+enum class event_outcome : std::uint8_t {
+  durable,     ///< acknowledged: it is in the journal
+  not_written, ///< refused before it was written: it is not in the journal and never will be
+  unknown,     ///< it may be in the journal, or may still land (a timeout, a lost connection)
+};
+
+/// The outcome of one append, event by event. A batch may span many aggregates and
+/// partitions, and its events may fare differently: each caller takes the outcome of its own
+/// events (outcome_of), so that one failure never fails the others' durable writes.
+struct append_result {
+  std::vector<position> positions;     ///< where each durable event landed (off -1 otherwise)
+  std::vector<event_outcome> outcomes; ///< one per event; empty: every event has `uniform`
+  event_outcome uniform = event_outcome::durable;
+  std::optional<error> err;            ///< the first error, when any event is not durable
+
+  append_result() = default;
+  /// Every event durable, at `p`.
+  append_result(std::vector<position> p) : positions(std::move(p)) {}
+  /// Every event failed with `e`; by default the outcome is unknown (the safe assumption).
+  append_result(error e, event_outcome o = event_outcome::unknown) : uniform(o), err(std::move(e)) {}
+
+  /// Returns the outcome of event i.
+  event_outcome outcome(std::size_t i) const { return outcomes.empty() ? uniform : outcomes[i]; }
+  /// Returns the outcome of events [first, first + count): durable or not_written when all
+  /// are, unknown otherwise (part of a command may have landed).
+  event_outcome outcome_of(std::size_t first, std::size_t count) const;
+  /// Returns every position, or the first error if any event is not durable.
+  operator expected<std::vector<position>>() const;
+};
+
+/// Called once per append with each event's outcome. An unknown outcome means the caller
+/// must re-read the journal (up to a barrier, see journal::barrier) before trusting its
+/// state. The callback may run on a thread of the journal's; it must not block.
+using append_callback = std::function<void(append_result)>;
 
 /// One chunk of a partition read.
 struct read_chunk {
