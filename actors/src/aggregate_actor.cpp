@@ -1,4 +1,6 @@
 // The aggregate actor: one persistent aggregate instance. Decides, persists, then replies.
+#include <algorithm>
+#include <chrono>
 #include <vector>
 
 #include "internal.hpp"
@@ -18,6 +20,7 @@ struct in_flight {
   std::any reply;
   std::vector<std::any> events; // empty: a reply that waits only for the persists before it
   bool done = false;
+  std::optional<cafes::error> err; // a rejection that waits for the persists before it
 };
 
 struct aggregate_state {
@@ -40,7 +43,12 @@ struct aggregate_state {
   std::vector<in_flight> flight;
   bool recovering = false;
   bool passivate_asked = false; // the partition wants it gone: offer once idle
-  bool needs_catch_up = false; // a persist failed: re-read the journal before the next command
+  // A persist's outcome is unknown: its events may be in the journal or still land. Until a
+  // catch-up read past a barrier resolves it, the aggregate takes no command, takes no
+  // snapshot and does not passivate, and its partition holds the checkpoint back.
+  bool needs_catch_up = false;
+  bool snapshot_wanted = false; // the partition asked for a snapshot while unresolved
+  std::chrono::milliseconds retry{0}; // back-off of the next catch-up after a failed one
   std::optional<cafes::error> broken; // corruption found: every command gets this error
 };
 
@@ -49,8 +57,17 @@ using self_ptr = caf::stateful_actor<aggregate_state>*;
 void pump(self_ptr self);
 void catch_up(self_ptr self);
 
+bool unresolved(const aggregate_state& st) {
+  return st.needs_catch_up || st.recovering;
+}
+
 void take_snapshot(self_ptr self) {
   auto& st = self->state;
+  if (unresolved(st)) {
+    st.snapshot_wanted = true; // a state that may miss events is never snapshotted
+    return;
+  }
+  st.snapshot_wanted = false;
   if (st.seq.value() == 0)
     return;
   st.since_snapshot = 0;
@@ -60,7 +77,7 @@ void take_snapshot(self_ptr self) {
 void offer_passivation(self_ptr self) {
   auto& st = self->state;
   st.passivate_asked = false;
-  if (!st.flight.empty() || !st.stash.empty() || st.recovering || st.needs_catch_up)
+  if (!st.flight.empty() || !st.stash.empty() || unresolved(st))
     return; // a state that may miss events never leaves the actor
   self->send(st.partition, passivate_msg{st.id.str(), st.handled, st.durable, st.seq, st.last, st.since_snapshot > 0});
 }
@@ -70,35 +87,48 @@ void deliver_ready(self_ptr self) {
   auto& st = self->state;
   while (!st.flight.empty() && (st.flight.front().done || st.flight.front().events.empty())) {
     auto& f = st.flight.front();
-    f.rp.deliver(command_reply{std::nullopt, std::move(f.reply)});
+    f.rp.deliver(command_reply{std::move(f.err), std::move(f.reply)});
     st.flight.erase(st.flight.begin());
   }
 }
 
-void fail_all(self_ptr self, const cafes::error& e) {
+// Fails every command in flight: the first failed persist's commands and, with pipelining,
+// those decided on a state that included its events. Waiting commands stay: they are decided
+// once the aggregate knows its durable state again.
+void fail_in_flight(self_ptr self, const cafes::error& e) {
   auto& st = self->state;
   ++st.generation;
-  cafes::error out{actor_errc::persist_failed, e.message.empty() ? e.to_string() : e.message};
   for (auto& f : st.flight)
-    f.rp.deliver(command_reply{out, {}});
-  for (auto& w : st.stash)
-    w.rp.deliver(command_reply{out, {}});
+    f.rp.deliver(command_reply{e, {}});
   st.flight.clear();
-  st.stash.clear();
   st.next_seq = st.seq.value();
   st.speculative.reset();
-  // The outcome is unknown: events may have landed. Re-read the journal before going on.
-  st.needs_catch_up = true;
 }
 
-// Reads the events this aggregate may have written after its last known one. Commands wait
-// meanwhile; if Kafka cannot be read now, they fail and the next command tries again.
+void fail_stash(self_ptr self, const cafes::error& e) {
+  auto& st = self->state;
+  for (auto& w : st.stash)
+    w.rp.deliver(command_reply{e, {}});
+  st.stash.clear();
+}
+
+void schedule_catch_up(self_ptr self) {
+  auto& st = self->state;
+  st.retry = std::clamp(st.retry * 2, std::chrono::milliseconds{100}, std::chrono::milliseconds{5000});
+  self->delayed_send(self, st.retry, catchup_atom::value);
+}
+
+// Reads the events this aggregate may have written after its last known one, up to a
+// barrier past which nothing of the failed persist can still land. Its partition holds the
+// checkpoint meanwhile. If Kafka cannot be read now, waiting commands fail and it retries
+// with a growing back-off.
 void catch_up(self_ptr self) {
   auto& st = self->state;
-  st.needs_catch_up = false;
+  if (st.recovering || !st.needs_catch_up)
+    return;
   st.recovering = true;
   auto gen = st.generation;
-  self->request(st.io, caf::infinite, catchup_atom::value, st.id.str(), offset{st.last.value() + 1})
+  self->request(st.partition, caf::infinite, catchup_atom::value, st.id.str(), offset{st.last.value() + 1})
     .then(
       [=](catch_up_result& r) {
         auto& s = self->state;
@@ -106,12 +136,11 @@ void catch_up(self_ptr self) {
           return;
         s.recovering = false;
         if (r.err) {
-          cafes::error e{actor_errc::persist_failed, "cannot re-read '" + s.id.str() + "' after a failed persist: " +
-                                                         r.err->to_string()};
-          for (auto& w : s.stash)
-            w.rp.deliver(command_reply{e, {}});
-          s.stash.clear();
-          s.needs_catch_up = true;
+          actors_log().warn("catch-up of '{}' failed: {}", s.id.str(), r.err->to_string());
+          fail_stash(self, cafes::error{actor_errc::persist_failed, "cannot re-read '" + s.id.str() +
+                                                                        "' after a failed persist: " +
+                                                                        r.err->to_string()});
+          schedule_catch_up(self);
           return;
         }
         for (std::size_t i = 0; i < r.events.size(); ++i) {
@@ -139,18 +168,22 @@ void catch_up(self_ptr self) {
         }
         if (s.broken)
           actors_log().error("{}", s.broken->to_string());
+        s.needs_catch_up = false;
+        s.retry = std::chrono::milliseconds{0};
         s.next_seq = s.seq.value();
+        self->send(s.partition, resolved_msg{s.id.str()});
         self->send(s.ctx->journal_actor, unpoison_msg{s.id.str()});
+        if (s.snapshot_wanted)
+          take_snapshot(self);
         pump(self);
       },
       [=](caf::error& err) {
         auto& s = self->state;
+        if (gen != s.generation)
+          return;
         s.recovering = false;
-        s.needs_catch_up = true;
-        cafes::error e{actor_errc::persist_failed, "catch-up failed: " + self->system().render(err)};
-        for (auto& w : s.stash)
-          w.rp.deliver(command_reply{e, {}});
-        s.stash.clear();
+        fail_stash(self, cafes::error{actor_errc::persist_failed, "catch-up failed: " + self->system().render(err)});
+        schedule_catch_up(self);
       });
 }
 
@@ -159,14 +192,26 @@ void on_persisted(self_ptr self, std::uint64_t gen, persist_res& r) {
   if (gen != st.generation)
     return;
   if (r.err) {
-    fail_all(self, *r.err);
+    if (r.outcome == event_outcome::not_written) {
+      // Refused before anything was written (overloaded, too large, …): the state is
+      // still exact. Fail what built on it, keep the error's cause, and go on.
+      fail_in_flight(self, *r.err);
+      self->send(st.ctx->journal_actor, unpoison_msg{st.id.str()});
+    } else {
+      fail_in_flight(self, cafes::error{actor_errc::persist_failed, r.err->message.empty() ? r.err->to_string()
+                                                                                          : r.err->message});
+      st.needs_catch_up = true;
+      catch_up(self);
+    }
     pump(self);
     return;
   }
   // The journal answers one aggregate's requests in order: this is the oldest undone one.
   auto it = std::find_if(st.flight.begin(), st.flight.end(), [](auto& f) { return !f.done && !f.events.empty(); });
   if (it == st.flight.end() || r.positions.size() != it->events.size()) {
-    fail_all(self, cafes::error{actor_errc::persist_failed, "journal answer does not match the request"});
+    fail_in_flight(self, cafes::error{actor_errc::persist_failed, "journal answer does not match the request"});
+    st.needs_catch_up = true;
+    catch_up(self);
     pump(self);
     return;
   }
@@ -178,7 +223,6 @@ void on_persisted(self_ptr self, std::uint64_t gen, persist_res& r) {
   it->done = true;
   if (st.ctx->cfg.stats)
     st.ctx->cfg.stats->events_persisted += n;
-  self->send(st.partition, persisted_msg{st.id.str(), st.seq, r.positions.front().off, st.last, n});
   deliver_ready(self);
   st.since_snapshot += n;
   if (st.ctx->cfg.snapshot_every > 0 && st.since_snapshot >= st.ctx->cfg.snapshot_every)
@@ -186,13 +230,21 @@ void on_persisted(self_ptr self, std::uint64_t gen, persist_res& r) {
   pump(self);
 }
 
+// Answers a command that writes nothing: at once, or after the persists before it, so that
+// replies leave in command order.
+void answer(self_ptr self, caf::response_promise& rp, std::optional<cafes::error> err, std::any reply) {
+  auto& st = self->state;
+  if (st.flight.empty())
+    rp.deliver(command_reply{std::move(err), std::move(reply)});
+  else
+    st.flight.push_back(in_flight{rp, std::move(reply), {}, true, std::move(err)});
+}
+
 void pump(self_ptr self) {
   auto& st = self->state;
   const auto& ctx = *st.ctx;
   const bool pipelining = ctx.cfg.ops->pipelining();
-  if (st.needs_catch_up && !st.recovering && st.flight.empty() && !st.stash.empty())
-    return catch_up(self);
-  while (!st.recovering && !st.stash.empty() && (st.flight.empty() || pipelining)) {
+  while (!unresolved(st) && !st.stash.empty() && (st.flight.empty() || pipelining)) {
     auto w = std::move(st.stash.front());
     st.stash.erase(st.stash.begin());
     if (st.broken) {
@@ -206,14 +258,11 @@ void pump(self_ptr self) {
     if (d.rejection) {
       if (ctx.cfg.stats)
         ++ctx.cfg.stats->rejections;
-      w.rp.deliver(command_reply{std::move(d.rejection), {}});
+      answer(self, w.rp, std::move(d.rejection), {});
       continue;
     }
     if (d.events.empty()) {
-      if (st.flight.empty())
-        w.rp.deliver(command_reply{std::nullopt, std::move(d.reply)});
-      else
-        st.flight.push_back(in_flight{w.rp, std::move(d.reply), {}, true});
+      answer(self, w.rp, std::nullopt, std::move(d.reply));
       continue;
     }
     std::vector<event_envelope> envs;
@@ -245,7 +294,7 @@ void pump(self_ptr self) {
     if (bad) {
       if (ctx.cfg.stats)
         ++ctx.cfg.stats->rejections;
-      w.rp.deliver(command_reply{std::move(bad), {}});
+      answer(self, w.rp, std::move(bad), {});
       continue;
     }
     st.next_seq = seq;
@@ -255,7 +304,7 @@ void pump(self_ptr self) {
       for (auto& ev : d.events)
         ctx.cfg.ops->apply(st.speculative, ev);
     }
-    st.flight.push_back(in_flight{w.rp, std::move(d.reply), std::move(d.events), false});
+    st.flight.push_back(in_flight{w.rp, std::move(d.reply), std::move(d.events), false, std::nullopt});
     auto gen = st.generation;
     self->request(ctx.journal_actor, caf::infinite, persist_req{std::move(envs)})
       .then([=](persist_res& r) { on_persisted(self, gen, r); },
@@ -265,7 +314,7 @@ void pump(self_ptr self) {
               on_persisted(self, gen, r);
             });
   }
-  if (st.passivate_asked && st.flight.empty() && st.stash.empty() && !st.recovering)
+  if (st.passivate_asked && st.flight.empty() && st.stash.empty() && !unresolved(st))
     offer_passivation(self);
 }
 
@@ -300,12 +349,13 @@ caf::behavior aggregate_actor(self_ptr self, context_ptr ctx, caf::actor partiti
       if (self->state.since_snapshot > 0)
         take_snapshot(self);
     },
+    [=](catchup_atom) { catch_up(self); },
     [=](query_atom, std::shared_ptr<const std::function<bool(const std::any&)>> pred) {
       return (*pred)(self->state.durable);
     },
     [=](passivate_now_msg) {
       auto& s = self->state;
-      if (s.flight.empty() && s.stash.empty() && !s.recovering)
+      if (s.flight.empty() && s.stash.empty() && !unresolved(s))
         offer_passivation(self);
       else
         s.passivate_asked = true;

@@ -19,6 +19,7 @@ hosted spawn_host(caf::actor_system& sys, host_config cfg) {
   ctx->cfg = std::move(cfg);
   for (std::int32_t p = 0; p < ctx->cfg.journal->partitions(); ++p)
     h.partitions.push_back(detail::spawn_partition(sys, ctx, partition_id{p}));
+  caf::anon_send(h.journal_actor, partitions_msg{h.partitions});
   return h;
 }
 

@@ -6,6 +6,12 @@ namespace cafes::detail {
 
 namespace {
 
+// Whether a record could be read but not decoded (as opposed to Kafka being unreachable).
+bool undecodable(const cafes::error& e) {
+  return e == errc::malformed_record || e == errc::missing_header || e == errc::bad_header ||
+         e == errc::unsupported_version || e == errc::unknown_type || e == errc::type_mismatch;
+}
+
 caf::behavior io_actor(caf::event_based_actor*, context_ptr ctx, partition_id p) {
   return {
     [=](scan_atom) {
@@ -22,10 +28,16 @@ caf::behavior io_actor(caf::event_based_actor*, context_ptr ctx, partition_id p)
         return out;
       }
       auto cp = ctx->cfg.snapshots->load_checkpoint(p);
-      if (!cp)
-        out.err = cp.error();
-      else
+      if (cp) {
         out.checkpoint = *cp;
+      } else if (undecodable(cp.error())) {
+        // Like a corrupt snapshot: the partition is replayed from its start, never lost.
+        ++out.corrupt;
+        actors_log().error("corrupt checkpoint of partition {}: {}; the partition is replayed from offset 0",
+                           p.value(), cp.error().to_string());
+      } else {
+        out.err = cp.error();
+      }
       return out;
     },
     [=](read_atom, offset from, std::size_t max) {
@@ -39,6 +51,12 @@ caf::behavior io_actor(caf::event_based_actor*, context_ptr ctx, partition_id p)
     },
     [=](catchup_atom, const std::string& id, offset from) {
       catch_up_result out;
+      // Past the barrier nothing of an earlier failed append can land any more.
+      auto barrier = ctx->cfg.journal->barrier(p);
+      if (!barrier) {
+        out.err = barrier.error();
+        return out;
+      }
       for (;;) {
         auto c = ctx->cfg.journal->read(p, from, ctx->cfg.replay_chunk);
         if (!c) {
@@ -50,7 +68,7 @@ caf::behavior io_actor(caf::event_based_actor*, context_ptr ctx, partition_id p)
             out.events.push_back(std::move(c->events[i]));
             out.offsets.push_back(c->offsets[i]);
           }
-        if (c->end)
+        if (c->next.value() >= barrier->value() || (c->end && c->next.value() == from.value()))
           return out;
         from = c->next;
       }

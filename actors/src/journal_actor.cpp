@@ -1,10 +1,13 @@
 // The journal actor: adaptive group commit of many aggregates' events into one journal.
 #include <deque>
+#include <algorithm>
 #include <map>
+#include <set>
 #include <unordered_map>
 #include <unordered_set>
 
 #include "cafes/actors/host.hpp"
+#include "cafes/persistence/partitioner.hpp"
 #include "logger.hpp"
 
 namespace cafes {
@@ -13,6 +16,8 @@ namespace {
 
 struct request {
   std::string id;
+  std::int32_t partition = 0;
+  seq_nr last_seq{0};
   std::vector<event_envelope> events;
   std::size_t count = 0;
   std::size_t bytes = 0;
@@ -34,6 +39,7 @@ struct journal_state {
   std::uint64_t batch_no = 0;
   // Aggregates whose persist failed: refused until they recovered and said so (unpoison).
   std::unordered_set<std::string> poisoned;
+  std::vector<caf::actor> partitions; // to settle batches with (empty in some tests)
 };
 
 using self_ptr = caf::stateful_actor<journal_state>*;
@@ -82,6 +88,13 @@ void flush(self_ptr self) {
       return; // everything pending waits for a batch in flight
     for (auto& r : reqs)
       ++st.busy[r.id];
+    if (!st.partitions.empty()) {
+      std::set<std::int32_t> touched;
+      for (auto& r : reqs)
+        touched.insert(r.partition);
+      for (auto p : touched)
+        self->send(st.partitions[static_cast<std::size_t>(p)], batch_sent_msg{st.batch_no + 1});
+    }
     if (st.stats)
       st.stats->record_batch(batch.size());
     const auto no = ++st.batch_no;
@@ -96,7 +109,7 @@ void flush(self_ptr self) {
 // Answers each request of a finished batch with its own outcome. An aggregate's requests
 // after its first failed one build on it: they fail too, and if any of them (or the failed
 // one) may have landed, the aggregate must re-read the journal (outcome unknown).
-void settle(self_ptr self, std::vector<request>& reqs, const append_result& res) {
+void settle(self_ptr self, std::uint64_t batch, std::vector<request>& reqs, const append_result& res) {
   auto& st = self->state;
   // First pass: which request fails first per aggregate, and with what outcome.
   std::unordered_map<std::string, event_outcome> failed; // aggregate -> outcome of its failure
@@ -120,6 +133,26 @@ void settle(self_ptr self, std::vector<request>& reqs, const append_result& res)
       ++st.stats->persist_failures;
     actors_log().warn("journal append of {} requests failed for {} aggregates: {}", reqs.size(), failed.size(),
                       res.err ? res.err->to_string() : std::string{"no error given"});
+  }
+  // Each partition learns first what became durable and what is unknown, then the
+  // aggregates get their answers: its checkpoint never passes events it was not told of.
+  if (!st.partitions.empty()) {
+    std::map<std::int32_t, batch_settled_msg> by_part;
+    i = 0;
+    for (std::size_t k = 0; k < reqs.size(); ++k) {
+      auto& r = reqs[k];
+      auto& m = by_part[r.partition];
+      m.batch = batch;
+      if (!fails[k])
+        m.durable.push_back(persisted_msg{r.id, r.last_seq, res.positions[i].off, res.positions[i + r.count - 1].off,
+                                          r.count});
+      else if (failed.at(r.id) == event_outcome::unknown &&
+               std::find(m.unknown.begin(), m.unknown.end(), r.id) == m.unknown.end())
+        m.unknown.push_back(r.id);
+      i += r.count;
+    }
+    for (auto& [p, m] : by_part)
+      self->send(st.partitions[static_cast<std::size_t>(p)], std::move(m));
   }
   const cafes::error cause = res.err ? *res.err : cafes::error{actor_errc::persist_failed, "journal append failed"};
   i = 0;
@@ -192,9 +225,13 @@ caf::behavior journal_actor(self_ptr self, std::shared_ptr<journal> j, batching_
       for (auto& e : req.events)
         bytes += e.payload.size() + e.id.str().size() + e.type.size() + 128;
       const auto count = req.events.size();
+      const auto last_seq = req.events.back().seq;
       st.pending_events += count;
-      st.pending.push_back(request{id, std::move(req.events), count, bytes, rp, false});
+      st.pending.push_back(request{id, partition_for(id, st.j->partitions()).value(), last_seq, std::move(req.events),
+                                   count, bytes, rp, false});
       flush(self);
+      if (st.stats)
+        st.stats->backlog = st.pending_events;
       return rp;
     },
     [=](batch_done& done) {
@@ -207,10 +244,13 @@ caf::behavior journal_actor(self_ptr self, std::shared_ptr<journal> j, batching_
       for (auto& r : reqs)
         if (--st.busy[r.id] == 0)
           st.busy.erase(r.id);
-      settle(self, reqs, done.result);
+      settle(self, done.batch, reqs, done.result);
       flush(self);
+      if (st.stats)
+        st.stats->backlog = st.pending_events;
     },
     [=](unpoison_msg& m) { self->state.poisoned.erase(m.id); },
+    [=](partitions_msg& m) { self->state.partitions = std::move(m.partitions); },
   };
 }
 

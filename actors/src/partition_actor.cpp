@@ -48,12 +48,22 @@ struct partition_state {
   std::int64_t stored_checkpoint = 0;
   bool checkpoint_in_flight = false;
   std::uint64_t tick = 0;
+  // The checkpoint also stays below the end the partition had when each batch in flight was
+  // sent, and below the same end for each aggregate whose outcome is unknown until it caught
+  // up: their events may sit at any offset from there on.
+  std::map<std::uint64_t, std::int64_t> batch_pins; // batch -> end when it was sent
+  std::unordered_map<std::string, std::int64_t> holds; // aggregate -> lowest offset its events may have
 };
 
 using self_ptr = caf::stateful_actor<partition_state>*;
 
 std::int64_t checkpoint(const partition_state& st) {
-  return st.holders.empty() ? st.end : st.holders.begin()->first;
+  auto c = st.holders.empty() ? st.end : st.holders.begin()->first;
+  for (auto& [b, off] : st.batch_pins)
+    c = std::min(c, off);
+  for (auto& [id, off] : st.holds)
+    c = std::min(c, off);
+  return c;
 }
 
 void set_uncovered(partition_state& st, const std::string& id, std::int64_t off) {
@@ -69,6 +79,14 @@ void set_uncovered(partition_state& st, const std::string& id, std::int64_t off)
   t.uncovered = off;
   if (off >= 0)
     st.holders[off].insert(id);
+}
+
+void on_persisted(partition_state& st, const persisted_msg& m) {
+  auto& t = st.tracks[m.id];
+  if (t.uncovered < 0)
+    set_uncovered(st, m.id, m.first.value());
+  t.last = std::max(t.last, m.last.value());
+  st.end = std::max(st.end, m.last.value() + 1);
 }
 
 void maybe_store_checkpoint(self_ptr self) {
@@ -346,13 +364,39 @@ caf::behavior partition_actor(self_ptr self, context_ptr ctx, partition_id p) {
       activate(self, m, rp);
     },
     [=](persisted_msg& m) {
-      auto& s = self->state;
-      auto& t = s.tracks[m.id];
-      if (t.uncovered < 0)
-        set_uncovered(s, m.id, m.first.value());
-      t.last = std::max(t.last, m.last.value());
-      s.end = std::max(s.end, m.last.value() + 1);
+      on_persisted(self->state, m);
       keep_bounded(self);
+    },
+    [=](batch_sent_msg& m) {
+      auto& s = self->state;
+      s.batch_pins.emplace(m.batch, s.end);
+    },
+    [=](batch_settled_msg& m) {
+      auto& s = self->state;
+      for (auto& d : m.durable)
+        on_persisted(s, d);
+      auto pin = s.batch_pins.find(m.batch);
+      const auto floor = pin != s.batch_pins.end() ? pin->second : checkpoint(s);
+      for (auto& id : m.unknown) {
+        auto [h, fresh] = s.holds.emplace(id, floor);
+        if (!fresh)
+          h->second = std::min(h->second, floor);
+      }
+      if (pin != s.batch_pins.end())
+        s.batch_pins.erase(pin);
+      keep_bounded(self);
+      maybe_store_checkpoint(self);
+    },
+    [=](resolved_msg& m) {
+      self->state.holds.erase(m.id);
+      maybe_store_checkpoint(self);
+    },
+    [=](catchup_atom a, std::string& id, offset from) {
+      // Events of a failed persist land after the end the partition had when it was sent.
+      auto& s = self->state;
+      if (auto h = s.holds.find(id); h != s.holds.end())
+        from = offset{std::max(from.value(), h->second)};
+      return self->delegate(s.io, a, std::move(id), from);
     },
     [=](snapshot_done_msg& m) {
       auto& s = self->state;
@@ -373,7 +417,7 @@ caf::behavior partition_actor(self_ptr self, context_ptr ctx, partition_id p) {
       auto l = s.live.find(m.id);
       // A stale offer of an earlier incarnation, or a command on its way: it stays.
       if (l == s.live.end() || self->current_sender() != caf::actor_cast<caf::strong_actor_ptr>(l->second.actor) ||
-          l->second.routed != m.handled)
+          l->second.routed != m.handled || s.holds.count(m.id))
         return;
       self->send_exit(l->second.actor, caf::exit_reason::user_shutdown);
       s.live.erase(l);

@@ -61,6 +61,32 @@ struct persisted_msg {
   std::uint64_t count = 0;
 };
 
+/// The journal actor tells a partition that a batch with some of its events is in flight:
+/// the partition's checkpoint must not pass its current end until the batch is settled, so
+/// that a later batch that completes first cannot move it past this one's events.
+struct batch_sent_msg {
+  std::uint64_t batch = 0;
+};
+
+/// The journal actor settles a batch with a partition: the aggregates' events that became
+/// durable, and the aggregates whose outcome is unknown (the partition keeps holding the
+/// checkpoint for them until they caught up: resolved_msg).
+struct batch_settled_msg {
+  std::uint64_t batch = 0;
+  std::vector<persisted_msg> durable;
+  std::vector<std::string> unknown;
+};
+
+/// An aggregate caught up after an unknown outcome: its partition stops holding for it.
+struct resolved_msg {
+  std::string id;
+};
+
+/// Tells the journal actor the partition actors to settle batches with (index = partition).
+struct partitions_msg {
+  std::vector<caf::actor> partitions;
+};
+
 /// An aggregate (or the partition itself) reports a durable snapshot.
 struct snapshot_done_msg {
   std::string id;
@@ -128,6 +154,10 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cafes::batch_done)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cafes::unpoison_msg)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cafes::persisted_msg)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cafes::snapshot_done_msg)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cafes::partitions_msg)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cafes::resolved_msg)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cafes::batch_settled_msg)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cafes::batch_sent_msg)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cafes::passivate_msg)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cafes::snapshot_now_msg)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cafes::passivate_now_msg)

@@ -124,6 +124,12 @@ class ops_impl final : public aggregate_ops {
   }
 
   expected<std::any> decode_event(const event_envelope& e) const override {
+    // The state type is registered too (for snapshots), but it is no event: an event record
+    // that names it would be decoded and then ignored by apply while its seq is consumed.
+    if (e.type == state_type_name())
+      return cafes::error{errc::unknown_type, "event of aggregate '" + e.id.str() + "' seq " +
+                                                  std::to_string(e.seq.value()) + " names the state type '" + e.type +
+                                                  "', not an event type of '" + std::string{A::name} + "'"};
     return registry_.decode_any(e.type, e.schema_version, e.payload);
   }
 

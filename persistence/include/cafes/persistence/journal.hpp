@@ -84,6 +84,12 @@ class journal {
   /// last stable offset in transactional mode).
   virtual expected<offset> end_offset(partition_id p) = 0;
 
+  /// Returns an offset of partition `p` past which no event of an earlier failed append can
+  /// still land: an aggregate whose append had an unknown outcome re-reads up to it before it
+  /// trusts its state. The default is the end offset, which is exact for journals whose
+  /// failed appends are settled when they are reported (memory, transactional).
+  virtual expected<offset> barrier(partition_id p) { return end_offset(p); }
+
   /// Returns the number of partitions.
   virtual std::int32_t partitions() const noexcept = 0;
 
