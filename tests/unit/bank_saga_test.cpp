@@ -1,5 +1,6 @@
 // The transfer saga on the in-memory journal: legs applied once whatever the window, one
 // driver per transfer.
+#include <atomic>
 #include <optional>
 #include <thread>
 
@@ -111,4 +112,51 @@ TEST_CASE("two drivers of one transfer: the second joins the first and sends no 
   REQUIRE(stats);
   CHECK(stats->drives == 1);
   CHECK(stats->joined == 1);
+}
+
+TEST_CASE("drivers of the same transfers racing deposits: a rejected transfer never debits, a completed one once",
+          "[saga]") {
+  node n{memory_config()};
+  host_options o;
+  o.partitions = parts;
+  REQUIRE(n.host<account>(o));
+  REQUIRE(n.host<transfer>(o));
+  REQUIRE(n.wait_ready(std::chrono::seconds{10}));
+  constexpr int transfers = 200;
+  const auto id = [](const char* what, int i) { return what + std::to_string(i); };
+  for (int i = 0; i < transfers; ++i) {
+    REQUIRE(n.ask<account>(id("s", i), open{"o", 0})); // empty: the debit races the deposit below
+    REQUIRE(n.ask<account>(id("r", i), open{"o", 0}));
+    REQUIRE(n.ask<transfer>(id("t", i), start_transfer{id("s", i), id("r", i), 10}));
+  }
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int d = 0; d < 3; ++d)
+    threads.emplace_back([&] {
+      for (int i = 0; i < transfers; ++i)
+        if (!drive(n, id("t", i)))
+          ++failures;
+    });
+  threads.emplace_back([&] {
+    for (int i = 0; i < transfers; ++i)
+      if (!n.ask<account>(id("s", i), deposit{10, "late"}))
+        ++failures;
+  });
+  for (auto& t : threads)
+    t.join();
+  CHECK(failures == 0);
+  REQUIRE(resume_transfers(n));
+  int completed = 0;
+  for (int i = 0; i < transfers; ++i) {
+    INFO(id("t", i));
+    auto s = n.ask<transfer>(id("t", i), get_transfer{});
+    REQUIRE(s);
+    REQUIRE((s->status == transfer_status::completed || s->status == transfer_status::rejected));
+    const bool done = s->status == transfer_status::completed;
+    completed += done;
+    CHECK(n.ask<account>(id("s", i), get_balance{}).value() == (done ? 0 : 10));
+    CHECK(n.ask<account>(id("r", i), get_balance{}).value() == (done ? 10 : 0));
+  }
+  INFO(completed << " of " << transfers << " completed");
+  CHECK(transfer_manager_stats(n).value().running == 0);
 }
