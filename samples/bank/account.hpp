@@ -1,5 +1,5 @@
 // The bank's account aggregate: open, deposit, withdraw, with an overdraft rule and
-// deduplication by command reference.
+// deduplication by command reference; the legs of transfers, each applied at most once.
 #pragma once
 
 #include <algorithm>
@@ -26,6 +26,7 @@ enum class bank_errc {
   invalid_owner,
   invalid_transfer,
   unknown_transfer,
+  balance_overflow,
 };
 
 const std::error_category& bank_category() noexcept;
@@ -41,8 +42,35 @@ namespace bank {
 
 /// The largest amount one command may move (keeps sums far from overflow).
 inline constexpr std::int64_t max_amount = 1'000'000'000'000;
-/// How many recent command references an account remembers to drop duplicates.
+/// The largest balance a deposit or a transfer's credit may reach. A refund may go beyond it
+/// (it gives back money the account had), but never beyond what an int64 holds.
+inline constexpr std::int64_t max_balance = 1'000'000'000'000'000'000;
+/// How many recent command references of deposits and withdrawals an account remembers to
+/// drop duplicates. Transfer legs are not in this window (see pending_leg).
 inline constexpr std::size_t remembered_refs = 512;
+
+/// The legs of a transfer on an account: the debit of the sender, the credit of the receiver,
+/// and the refund of the sender when the credit failed.
+enum class leg_kind : std::uint8_t { debit, credit, refund };
+
+std::string_view to_string(leg_kind l) noexcept;
+
+} // namespace bank
+
+MSGPACK_ADD_ENUM(bank::leg_kind);
+
+namespace bank {
+
+/// A leg an account applied for a transfer that is not settled yet. An account keeps every
+/// such leg, however many other operations follow, so a repeated leg is never applied twice;
+/// the saga settles (forgets) a transfer's legs only after the transfer recorded its final
+/// status, when no leg of it is ever sent again. The set holds the transfers in flight only.
+struct pending_leg {
+  std::string transfer;
+  leg_kind leg = leg_kind::debit;
+  MSGPACK_DEFINE_MAP(transfer, leg);
+  friend bool operator==(const pending_leg&, const pending_leg&) = default;
+};
 
 struct opened {
   static constexpr std::string_view type_name = "account.opened";
@@ -65,6 +93,20 @@ struct withdrawn {
   MSGPACK_DEFINE_MAP(amount, ref);
 };
 
+struct leg_applied {
+  static constexpr std::string_view type_name = "account.leg_applied";
+  std::string transfer;
+  leg_kind leg = leg_kind::debit;
+  std::int64_t amount = 0;
+  MSGPACK_DEFINE_MAP(transfer, leg, amount);
+};
+
+struct legs_settled {
+  static constexpr std::string_view type_name = "account.legs_settled";
+  std::string transfer;
+  MSGPACK_DEFINE_MAP(transfer);
+};
+
 /// Opens the account. Replies with the balance (0).
 struct open {
   std::string owner;
@@ -83,6 +125,20 @@ struct withdraw {
   std::string ref;
 };
 
+/// Applies one leg of transfer `transfer` (sent by the saga only). A leg already applied and
+/// not settled is answered with the balance and no event. A debit obeys the overdraft rule, a
+/// credit the maximum balance; a refund needs the transfer's debit on this account.
+struct apply_leg {
+  std::string transfer;
+  leg_kind leg = leg_kind::debit;
+  std::int64_t amount = 0;
+};
+
+/// Forgets the legs of `transfer`, which recorded its final status. Never rejected.
+struct settle_legs {
+  std::string transfer;
+};
+
 /// Reads the balance.
 struct get_balance {};
 
@@ -95,7 +151,8 @@ struct account {
     std::int64_t balance = 0;
     std::int64_t overdraft_limit = 0;
     std::vector<std::string> refs; // the most recent operation references, oldest first
-    MSGPACK_DEFINE_MAP(open, owner, balance, overdraft_limit, refs);
+    std::vector<pending_leg> legs; // legs of unsettled transfers, never evicted
+    MSGPACK_DEFINE_MAP(open, owner, balance, overdraft_limit, refs, legs);
 
     bool seen(const std::string& ref) const {
       return !ref.empty() && std::find(refs.begin(), refs.end(), ref) != refs.end();
@@ -107,10 +164,13 @@ struct account {
       if (refs.size() > remembered_refs)
         refs.erase(refs.begin());
     }
+    bool has_leg(const std::string& transfer, leg_kind leg) const {
+      return std::find(legs.begin(), legs.end(), pending_leg{transfer, leg}) != legs.end();
+    }
   };
 
-  using commands = std::variant<open, deposit, withdraw, get_balance>;
-  using events = std::variant<opened, deposited, withdrawn>;
+  using commands = std::variant<open, deposit, withdraw, apply_leg, settle_legs, get_balance>;
+  using events = std::variant<opened, deposited, withdrawn, leg_applied, legs_settled>;
 
   static cafes::decision<std::int64_t> handle(const state& s, const open& c) {
     if (s.open)
@@ -138,6 +198,8 @@ struct account {
   static cafes::decision<std::int64_t> handle(const state& s, const deposit& c) {
     if (auto early = precheck(s, c.amount, c.ref))
       return std::move(*early);
+    if (c.amount > max_balance - s.balance)
+      return cafes::reject(bank_errc::balance_overflow, "the balance would exceed 10^18");
     return cafes::emit(deposited{c.amount, c.ref}).reply(s.balance + c.amount);
   }
 
@@ -147,6 +209,44 @@ struct account {
     if (s.balance - c.amount < -s.overdraft_limit)
       return cafes::reject(bank_errc::insufficient_funds);
     return cafes::emit(withdrawn{c.amount, c.ref}).reply(s.balance - c.amount);
+  }
+
+  static cafes::decision<std::int64_t> handle(const state& s, const apply_leg& c) {
+    if (!s.open)
+      return cafes::reject(bank_errc::account_not_open);
+    if (c.amount <= 0 || c.amount > max_amount)
+      return cafes::reject(bank_errc::invalid_amount, "an amount must be 1 to 10^12");
+    if (c.transfer.empty())
+      return cafes::reject(bank_errc::invalid_transfer, "a leg names its transfer");
+    if (s.has_leg(c.transfer, c.leg))
+      return cafes::reply(s.balance);
+    std::int64_t next = 0;
+    switch (c.leg) {
+      case leg_kind::debit:
+        if (s.balance - c.amount < -s.overdraft_limit)
+          return cafes::reject(bank_errc::insufficient_funds);
+        next = s.balance - c.amount;
+        break;
+      case leg_kind::credit:
+        if (c.amount > max_balance - s.balance)
+          return cafes::reject(bank_errc::balance_overflow, "the balance would exceed 10^18");
+        next = s.balance + c.amount;
+        break;
+      case leg_kind::refund:
+        if (!s.has_leg(c.transfer, leg_kind::debit))
+          return cafes::reject(bank_errc::invalid_transfer, "no debit of this transfer to refund");
+        if (__builtin_add_overflow(s.balance, c.amount, &next))
+          return cafes::reject(bank_errc::balance_overflow, "the balance would overflow");
+        break;
+    }
+    return cafes::emit(leg_applied{c.transfer, c.leg, c.amount}).reply(next);
+  }
+
+  static cafes::decision<> handle(const state& s, const settle_legs& c) {
+    for (auto& l : s.legs)
+      if (l.transfer == c.transfer)
+        return cafes::emit(legs_settled{c.transfer});
+    return cafes::reply(cafes::done{});
   }
 
   static cafes::decision<std::int64_t> handle(const state& s, const get_balance&) {
@@ -167,6 +267,13 @@ struct account {
   static void apply(state& s, const withdrawn& e) {
     s.balance -= e.amount;
     s.remember(e.ref);
+  }
+  static void apply(state& s, const leg_applied& e) {
+    s.balance += e.leg == leg_kind::debit ? -e.amount : e.amount;
+    s.legs.push_back({e.transfer, e.leg});
+  }
+  static void apply(state& s, const legs_settled& e) {
+    std::erase_if(s.legs, [&](const pending_leg& l) { return l.transfer == e.transfer; });
   }
 };
 

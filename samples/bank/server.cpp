@@ -2,9 +2,15 @@
 #include "server.hpp"
 
 #include <charconv>
+#include <condition_variable>
 #include <csignal>
 #include <cstdio>
+#include <deque>
 #include <fstream>
+#include <future>
+#include <mutex>
+#include <thread>
+#include <vector>
 
 #include <httplib.h>
 #include <nlohmann/json.hpp>
@@ -15,21 +21,89 @@ namespace bank {
 
 namespace {
 
-httplib::Server* running_server = nullptr;
+http_interface* running_interface = nullptr;
 
 extern "C" void on_signal(int) {
-  if (running_server)
-    running_server->stop();
+  if (running_interface)
+    running_interface->stop();
+}
+
+/// Set on the thread that answers a connection beyond the pool's bound.
+thread_local bool overloaded_here = false;
+
+/// cpp-httplib's worker pool, bounded: at most workers + queue connections in flight. Beyond,
+/// the accepting thread answers the connection itself with 503 overloaded, which takes
+/// microseconds (at worst the read timeout, for a client that sends its request slowly) and
+/// holds back further accepts meanwhile.
+class bounded_pool final : public httplib::TaskQueue {
+ public:
+  bounded_pool(std::size_t workers, std::size_t queue) : limit_(workers + queue) {
+    for (std::size_t i = 0; i < workers; ++i)
+      threads_.emplace_back([this] { work(); });
+  }
+
+  void enqueue(std::function<void()> fn) override {
+    {
+      std::lock_guard lock{mtx_};
+      if (in_flight_ < limit_) {
+        ++in_flight_;
+        jobs_.push_back(std::move(fn));
+        cv_.notify_one();
+        return;
+      }
+    }
+    overloaded_here = true;
+    fn();
+    overloaded_here = false;
+  }
+
+  void shutdown() override {
+    {
+      std::lock_guard lock{mtx_};
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : threads_)
+      t.join();
+  }
+
+ private:
+  void work() {
+    for (;;) {
+      std::function<void()> fn;
+      {
+        std::unique_lock lock{mtx_};
+        cv_.wait(lock, [&] { return stopping_ || !jobs_.empty(); });
+        if (jobs_.empty())
+          return;
+        fn = std::move(jobs_.front());
+        jobs_.pop_front();
+      }
+      fn();
+      std::lock_guard lock{mtx_};
+      --in_flight_;
+    }
+  }
+
+  const std::size_t limit_;
+  std::mutex mtx_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> jobs_;
+  std::size_t in_flight_ = 0;
+  bool stopping_ = false;
+  std::vector<std::thread> threads_;
+};
+
+void fail(httplib::Response& res, int status, const std::string& category, const std::string& code,
+          const std::string& message) {
+  res.status = status;
+  nlohmann::json j{{"ok", false}, {"category", category}, {"code", code}, {"error", message}};
+  res.set_content(j.dump(), "application/json");
 }
 
 void answer(httplib::Response& res, const cafes::error& e) {
   const bool rejected = is_rejection(e) || e.code == cafes::errc::invalid_argument;
-  res.status = rejected ? 422 : 503;
-  nlohmann::json j{{"ok", false},
-                   {"category", e.code.category().name()},
-                   {"code", e.code.message()},
-                   {"error", e.to_string()}};
-  res.set_content(j.dump(), "application/json");
+  fail(res, rejected ? 422 : 503, e.code.category().name(), e.code.message(), e.to_string());
 }
 
 void answer(httplib::Response& res, nlohmann::json j) {
@@ -62,7 +136,167 @@ void reply_balance(httplib::Response& res, const cafes::expected<R>& r) {
     answer(res, r.error());
 }
 
+nlohmann::json transfer_json(const std::string& id, const transfer::state& t) {
+  return {{"transfer", id}, {"status", to_string(t.status)}, {"from", t.from},        {"to", t.to},
+          {"amount", t.amount}, {"reason", t.reason},        {"settled", t.settled}};
+}
+
+/// Names the errors cpp-httplib answers by itself, so that every error is typed JSON.
+std::string library_error_code(int status) {
+  switch (status) {
+    case 400: return "bad_request";
+    case 404: return "not_found";
+    case 413: return "payload_too_large";
+    case 414: return "uri_too_long";
+    default: return "http_" + std::to_string(status);
+  }
+}
+
 } // namespace
+
+struct http_interface::impl {
+  cafes::node& node;
+  http_limits limits;
+  httplib::Server svr;
+
+  impl(cafes::node& n, http_limits l) : node(n), limits(l) {
+    svr.new_task_queue = [w = limits.workers, q = limits.queue] { return new bounded_pool(w, q); };
+    svr.set_payload_max_length(limits.max_payload);
+    svr.set_read_timeout(limits.read_timeout);
+    svr.set_write_timeout(limits.write_timeout);
+    svr.set_keep_alive_timeout(limits.keep_alive.count());
+    svr.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+      if (overloaded_here) {
+        fail(res, 503, "actors", "overloaded", "the node serves " + std::to_string(limits.workers + limits.queue) +
+                                                   " connections at once; try again");
+        res.set_header("Connection", "close");
+        return httplib::Server::HandlerResponse::Handled;
+      }
+      if (req.headers.size() > limits.max_headers) {
+        fail(res, 431, "http", "too_many_headers",
+             "a request has at most " + std::to_string(limits.max_headers) + " header fields");
+        return httplib::Server::HandlerResponse::Handled;
+      }
+      return httplib::Server::HandlerResponse::Unhandled;
+    });
+    svr.set_error_handler([](const httplib::Request&, httplib::Response& res) {
+      if (res.body.empty())
+        fail(res, res.status, "http", library_error_code(res.status), "the request was refused");
+    });
+    routes();
+  }
+
+  void routes() {
+    svr.Post("/accounts/open", [this](const httplib::Request& req, httplib::Response& res) {
+      auto id = text(req, "id");
+      auto owner = text(req, "owner");
+      std::int64_t overdraft = 0;
+      if (req.has_param("overdraft")) {
+        auto v = number(req, "overdraft");
+        if (!v)
+          return answer(res, v.error());
+        overdraft = *v;
+      }
+      if (!id || !owner)
+        return answer(res, (!id ? id : owner).error());
+      reply_balance(res, node.ask<account>(*id, open{*owner, overdraft}, *id + ":open"));
+    });
+    for (auto* path : {"/accounts/deposit", "/accounts/withdraw"}) {
+      const bool is_deposit = std::string_view{path} == "/accounts/deposit";
+      svr.Post(path, [this, is_deposit](const httplib::Request& req, httplib::Response& res) {
+        auto id = text(req, "id");
+        auto amount = number(req, "amount");
+        if (!id || !amount)
+          return answer(res, (!id ? id.error() : amount.error()));
+        auto ref = req.has_param("ref") ? req.get_param_value("ref") : std::string{};
+        if (is_deposit)
+          reply_balance(res, node.ask<account>(*id, deposit{*amount, ref}, ref));
+        else
+          reply_balance(res, node.ask<account>(*id, withdraw{*amount, ref}, ref));
+      });
+    }
+    svr.Get("/accounts/balance", [this](const httplib::Request& req, httplib::Response& res) {
+      auto id = text(req, "id");
+      if (!id)
+        return answer(res, id.error());
+      reply_balance(res, node.ask<account>(*id, get_balance{}));
+    });
+    svr.Post("/transfers", [this](const httplib::Request& req, httplib::Response& res) { post_transfer(req, res); });
+    svr.Get("/transfers", [this](const httplib::Request& req, httplib::Response& res) {
+      auto id = text(req, "id");
+      if (!id)
+        return answer(res, id.error());
+      auto t = node.ask<transfer>(*id, get_transfer{});
+      if (!t)
+        return answer(res, t.error());
+      answer(res, transfer_json(*id, *t));
+    });
+    svr.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
+      answer(res, nlohmann::json{{"ready", true}, {"durable", node.durable()}});
+    });
+    svr.Get("/stats", [this](const httplib::Request&, httplib::Response& res) { stats(res); });
+  }
+
+  // The transfer manager drives the transfer; this thread waits at most transfer_wait.
+  void post_transfer(const httplib::Request& req, httplib::Response& res) {
+    auto from = text(req, "from");
+    auto to = text(req, "to");
+    auto amount = number(req, "amount");
+    auto id = text(req, "id");
+    if (!from || !to || !amount || !id)
+      return answer(res, !from ? from.error() : !to ? to.error() : !amount ? amount.error() : id.error());
+    auto done = std::make_shared<std::promise<cafes::expected<transfer::state>>>();
+    auto outcome = done->get_future();
+    drive_async(node, *id, start_transfer{*from, *to, *amount},
+                [done](cafes::expected<transfer::state> r) { done->set_value(std::move(r)); });
+    if (outcome.wait_for(limits.transfer_wait) != std::future_status::ready) {
+      res.status = 202;
+      return answer(res, nlohmann::json{{"transfer", *id}, {"status", "pending"}});
+    }
+    auto r = outcome.get();
+    if (!r)
+      return answer(res, r.error());
+    answer(res, transfer_json(*id, *r));
+  }
+
+  void stats(httplib::Response& res) {
+    nlohmann::json j;
+    for (auto* name : {"account", "transfer"}) {
+      auto s = node.stats(name);
+      j[name] = {{"aggregates_recovered", s->aggregates_recovered.load()},
+                 {"events_replayed", s->events_replayed.load()},
+                 {"snapshots_read", s->snapshots_read.load()},
+                 {"snapshots_written", s->snapshots_written.load()},
+                 {"corrupt_snapshots", s->corrupt_snapshots.load()},
+                 {"events_persisted", s->events_persisted.load()},
+                 {"batches", s->batches.load()},
+                 {"batch_max", s->batch_max.load()},
+                 {"sequence_errors", s->sequence_errors.load()},
+                 {"partitions_failed", s->partitions_failed.load()},
+                 {"resident", s->resident.load()}};
+    }
+    if (auto m = transfer_manager_stats(node))
+      j["transfer_manager"] = {{"drives", m->drives}, {"joined", m->joined}, {"running", m->running}};
+    answer(res, j);
+  }
+};
+
+http_interface::http_interface(cafes::node& node, http_limits limits)
+    : impl_(std::make_unique<impl>(node, limits)) {}
+
+http_interface::~http_interface() = default;
+
+cafes::expected<int> http_interface::bind(std::uint16_t port) {
+  auto& svr = impl_->svr;
+  int bound = port == 0 ? svr.bind_to_any_port("127.0.0.1") : (svr.bind_to_port("127.0.0.1", port) ? port : -1);
+  if (bound <= 0)
+    return cafes::error{cafes::errc::invalid_argument, "cannot listen on 127.0.0.1:" + std::to_string(port)};
+  return bound;
+}
+
+void http_interface::listen() { impl_->svr.listen_after_bind(); }
+
+void http_interface::stop() { impl_->svr.stop(); }
 
 int run_server(const cafes::node_config& cfg, const server_options& o) {
   auto started = cafes::node::start(cfg);
@@ -80,94 +314,28 @@ int run_server(const cafes::node_config& cfg, const server_options& o) {
     return 2;
   }
   if (auto n = resume_transfers(node); n && *n > 0)
-    std::fprintf(stderr, "bank node: resumed %zu pending transfers\n", *n);
+    std::fprintf(stderr, "bank node: resumed %zu unsettled transfers\n", *n);
+  else if (!n)
+    std::fprintf(stderr, "bank node: resuming transfers: %s\n", n.error().to_string().c_str());
 
-  httplib::Server svr;
-  svr.Post("/accounts/open", [&](const httplib::Request& req, httplib::Response& res) {
-    auto id = text(req, "id");
-    auto owner = text(req, "owner");
-    std::int64_t overdraft = 0;
-    if (req.has_param("overdraft")) {
-      auto v = number(req, "overdraft");
-      if (!v)
-        return answer(res, v.error());
-      overdraft = *v;
-    }
-    if (!id || !owner)
-      return answer(res, (!id ? id : owner).error());
-    reply_balance(res, node.ask<account>(*id, open{*owner, overdraft}, *id + ":open"));
-  });
-  for (auto* path : {"/accounts/deposit", "/accounts/withdraw"}) {
-    const bool is_deposit = std::string_view{path} == "/accounts/deposit";
-    svr.Post(path, [&node, is_deposit](const httplib::Request& req, httplib::Response& res) {
-      auto id = text(req, "id");
-      auto amount = number(req, "amount");
-      if (!id || !amount)
-        return answer(res, (!id ? id.error() : amount.error()));
-      auto ref = req.has_param("ref") ? req.get_param_value("ref") : std::string{};
-      if (is_deposit)
-        reply_balance(res, node.ask<account>(*id, deposit{*amount, ref}, ref));
-      else
-        reply_balance(res, node.ask<account>(*id, withdraw{*amount, ref}, ref));
-    });
-  }
-  svr.Get("/accounts/balance", [&](const httplib::Request& req, httplib::Response& res) {
-    auto id = text(req, "id");
-    if (!id)
-      return answer(res, id.error());
-    reply_balance(res, node.ask<account>(*id, get_balance{}));
-  });
-  svr.Post("/transfers", [&](const httplib::Request& req, httplib::Response& res) {
-    auto from = text(req, "from");
-    auto to = text(req, "to");
-    auto amount = number(req, "amount");
-    auto id = text(req, "id");
-    if (!from || !to || !amount || !id)
-      return answer(res, !from ? from.error() : !to ? to.error() : !amount ? amount.error() : id.error());
-    auto r = run_transfer(node, *id, *from, *to, *amount);
-    if (!r)
-      return answer(res, r.error());
-    answer(res, nlohmann::json{{"transfer", *id}, {"status", to_string(*r)}});
-  });
-  svr.Get("/health", [&](const httplib::Request&, httplib::Response& res) {
-    answer(res, nlohmann::json{{"ready", true}, {"durable", node.durable()}});
-  });
-  svr.Get("/stats", [&](const httplib::Request&, httplib::Response& res) {
-    nlohmann::json j;
-    for (auto* name : {"account", "transfer"}) {
-      auto s = node.stats(name);
-      j[name] = {{"aggregates_recovered", s->aggregates_recovered.load()},
-                 {"events_replayed", s->events_replayed.load()},
-                 {"snapshots_read", s->snapshots_read.load()},
-                 {"snapshots_written", s->snapshots_written.load()},
-                 {"corrupt_snapshots", s->corrupt_snapshots.load()},
-                 {"events_persisted", s->events_persisted.load()},
-                 {"batches", s->batches.load()},
-                 {"batch_max", s->batch_max.load()},
-                 {"sequence_errors", s->sequence_errors.load()},
-                 {"partitions_failed", s->partitions_failed.load()},
-                 {"resident", s->resident.load()}};
-    }
-    answer(res, j);
-  });
-
-  int port = o.port == 0 ? svr.bind_to_any_port("127.0.0.1") : (svr.bind_to_port("127.0.0.1", o.port) ? o.port : -1);
-  if (port <= 0) {
-    std::fprintf(stderr, "bank node: cannot listen on 127.0.0.1:%u\n", o.port);
+  http_interface http{node, o.http};
+  auto port = http.bind(o.port);
+  if (!port) {
+    std::fprintf(stderr, "bank node: %s\n", port.error().to_string().c_str());
     return 2;
   }
   if (!o.port_file.empty()) {
     auto tmp = o.port_file + ".tmp";
-    std::ofstream{tmp} << port << "\n";
+    std::ofstream{tmp} << *port << "\n";
     std::rename(tmp.c_str(), o.port_file.c_str());
   }
-  std::printf("bank node listening on 127.0.0.1:%d\n", port);
+  std::printf("bank node listening on 127.0.0.1:%d\n", *port);
   std::fflush(stdout);
-  running_server = &svr;
+  running_interface = &http;
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
-  svr.listen_after_bind();
-  running_server = nullptr;
+  http.listen();
+  running_interface = nullptr;
   node.stop();
   return 0;
 }
@@ -203,7 +371,7 @@ int run_client(const client_request& r) {
     return 2;
   }
   std::printf("%s\n", res->body.c_str());
-  return res->status == 200 ? 0 : res->status == 422 ? 1 : 2;
+  return res->status == 200 || res->status == 202 ? 0 : res->status == 422 ? 1 : 2;
 }
 
 } // namespace bank

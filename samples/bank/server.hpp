@@ -1,12 +1,29 @@
 // The bank node's HTTP interface on loopback, and the client commands that call it.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "cafes/runtime/node.hpp"
 
 namespace bank {
+
+/// Bounds of the HTTP interface. One header line and the request line are at most 8 KiB each
+/// (cpp-httplib's compiled limits: 400 and 414 beyond).
+struct http_limits {
+  std::size_t workers = 8;                 ///< threads that serve connections
+  std::size_t queue = 64;                  ///< connections waiting for a worker; beyond: 503 overloaded
+  std::size_t max_payload = 64 << 10;      ///< request body bytes; beyond: 413
+  std::size_t max_headers = 64;            ///< header fields of a request; beyond: 431
+  std::chrono::milliseconds read_timeout{5'000};
+  std::chrono::milliseconds write_timeout{5'000};
+  std::chrono::seconds keep_alive{1};      ///< an idle kept-alive connection holds a worker this long
+  /// How long POST /transfers waits for the final status; later it answers 202 "pending" and
+  /// the transfer manager finishes the transfer (GET /transfers?id= reads it).
+  std::chrono::milliseconds transfer_wait{1'000};
+};
 
 struct server_options {
   std::uint16_t port = 0;
@@ -14,6 +31,26 @@ struct server_options {
   std::int32_t partitions = 12;
   std::uint64_t snapshot_every = 100;
   std::uint64_t max_replay = 10'000;
+  http_limits http{};
+};
+
+/// The bank's HTTP interface for a node that hosts the bank (host_bank), on 127.0.0.1.
+class http_interface {
+ public:
+  http_interface(cafes::node& node, http_limits limits);
+  ~http_interface();
+  http_interface(const http_interface&) = delete;
+  http_interface& operator=(const http_interface&) = delete;
+
+  /// Binds 127.0.0.1:port (0: a free port) and returns the port.
+  cafes::expected<int> bind(std::uint16_t port);
+  /// Serves until stop() (from another thread or a signal handler).
+  void listen();
+  void stop();
+
+ private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
 };
 
 /// Runs a node with the bank's aggregates and serves HTTP until SIGINT or SIGTERM.
@@ -27,7 +64,7 @@ struct client_request {
   std::int64_t amount = 0;
 };
 
-/// Sends the request, prints the node's JSON answer, returns 0 (ok), 1 (rejected) or 2.
+/// Sends the request, prints the node's JSON answer, returns 0 (ok or pending), 1 (rejected) or 2.
 int run_client(const client_request& r);
 
 } // namespace bank

@@ -1,4 +1,5 @@
-// The transfer saga's aggregate: each step is persisted before the saga acts on it.
+// The transfer saga's aggregate: each step is persisted before the saga acts on it. After the
+// final status, "settled" records that the accounts forgot the transfer's legs.
 #pragma once
 
 #include <cstdint>
@@ -54,6 +55,11 @@ struct transfer_compensated {
   bool ok = true;
   MSGPACK_DEFINE_MAP(ok);
 };
+struct transfer_settled {
+  static constexpr std::string_view type_name = "transfer.settled";
+  bool ok = true;
+  MSGPACK_DEFINE_MAP(ok);
+};
 
 /// Starts a transfer (idempotent: the same request again answers the current status).
 struct start_transfer {
@@ -69,6 +75,8 @@ struct record_credit_failure {
   std::string reason;
 };
 struct record_compensation {};
+/// Records that the accounts forgot the legs of this transfer, which has its final status.
+struct record_settlement {};
 struct get_transfer {};
 
 struct transfer {
@@ -78,18 +86,21 @@ struct transfer {
     transfer_status status = transfer_status::none;
     std::string from, to, reason;
     std::int64_t amount = 0;
-    MSGPACK_DEFINE_MAP(status, from, to, amount, reason);
+    bool settled = false; ///< the accounts forgot its legs (only after a final status)
+    MSGPACK_DEFINE_MAP(status, from, to, amount, reason, settled);
 
     bool pending() const {
       return status == transfer_status::started || status == transfer_status::debited ||
              status == transfer_status::credit_failed;
     }
+    /// Pending, or final with legs the accounts still remember: the saga has work left.
+    bool unsettled() const { return status != transfer_status::none && !settled; }
   };
 
   using commands = std::variant<start_transfer, record_debit, record_rejection, record_credit, record_credit_failure,
-                                record_compensation, get_transfer>;
+                                record_compensation, record_settlement, get_transfer>;
   using events = std::variant<transfer_started, transfer_debited, transfer_rejected, transfer_credited,
-                              transfer_credit_failed, transfer_compensated>;
+                              transfer_credit_failed, transfer_compensated, transfer_settled>;
 
   static cafes::decision<state> handle(const state& s, const start_transfer& c) {
     if (s.status != transfer_status::none) {
@@ -133,6 +144,15 @@ struct transfer {
   static cafes::decision<state> handle(const state& s, const record_compensation&) {
     return step(s, transfer_status::credit_failed, transfer_status::compensated, transfer_compensated{});
   }
+  static cafes::decision<state> handle(const state& s, const record_settlement&) {
+    if (s.settled)
+      return cafes::reply(s);
+    if (s.status == transfer_status::none || s.pending())
+      return cafes::reject(bank_errc::unknown_transfer, std::string{"the transfer is "} + std::string{to_string(s.status)});
+    state next = s;
+    apply(next, transfer_settled{});
+    return cafes::emit(transfer_settled{}).reply(next);
+  }
   static cafes::decision<state> handle(const state& s, const get_transfer&) {
     if (s.status == transfer_status::none)
       return cafes::reject(bank_errc::unknown_transfer);
@@ -156,6 +176,7 @@ struct transfer {
     s.reason = e.reason;
   }
   static void apply(state& s, const transfer_compensated&) { s.status = transfer_status::compensated; }
+  static void apply(state& s, const transfer_settled&) { s.settled = true; }
 };
 
 static_assert(cafes::aggregate_type<transfer>);

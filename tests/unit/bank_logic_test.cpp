@@ -1,4 +1,6 @@
 // The bank's aggregate logic through given/when/then: no Kafka, no actors.
+#include <limits>
+
 #include <catch2/catch.hpp>
 
 #include "account.hpp"
@@ -86,4 +88,59 @@ TEST_CASE("a failed credit is compensated, and steps out of order are refused", 
   CHECK(given<transfer>(transfer_started{"a", "b", 10})
           .when(start_transfer{"a", "c", 10})
           .rejected_with(bank_errc::invalid_transfer));
+}
+
+TEST_CASE("a transfer leg is applied once until settled, however many operations follow", "[bank][logic][saga]") {
+  std::vector<account::events> history{opened{"ann", 0}, deposited{1000, "init"}, leg_applied{"t1", leg_kind::debit, 100}};
+  for (std::size_t i = 0; i < remembered_refs + 10; ++i)
+    history.emplace_back(deposited{1, "r" + std::to_string(i)});
+  cafes::testing::scenario<account> s{history};
+  auto again = s.when(apply_leg{"t1", leg_kind::debit, 100});
+  CHECK(again.events.empty());
+  CHECK_FALSE(again.rejection);
+  CHECK(again.reply == 1000 - 100 + static_cast<std::int64_t>(remembered_refs) + 10);
+  auto settled = s.when(settle_legs{"t1"});
+  CHECK(settled.emitted(legs_settled{"t1"}));
+  CHECK(settled.state.legs.empty());
+  auto nothing = s.when(settle_legs{"t2"}); // no leg of t2 here: nothing to forget
+  CHECK(nothing.events.empty());
+  CHECK_FALSE(nothing.rejection);
+}
+
+TEST_CASE("transfer legs: a refund needs the debit, and the usual rules apply", "[bank][logic][saga][bad-input]") {
+  auto s = given<account>(opened{"ann", 0}, deposited{50, "init"});
+  CHECK(s.when(apply_leg{"t1", leg_kind::debit, 51}).rejected_with(bank_errc::insufficient_funds));
+  CHECK(s.when(apply_leg{"t1", leg_kind::refund, 10}).rejected_with(bank_errc::invalid_transfer));
+  CHECK(s.when(apply_leg{"", leg_kind::credit, 10}).rejected_with(bank_errc::invalid_transfer));
+  CHECK(s.when(apply_leg{"t1", leg_kind::credit, 0}).rejected_with(bank_errc::invalid_amount));
+  CHECK(given<account>().when(apply_leg{"t1", leg_kind::credit, 10}).rejected_with(bank_errc::account_not_open));
+  auto refund = given<account>(opened{"ann", 0}, deposited{50, "init"}, leg_applied{"t1", leg_kind::debit, 20})
+                  .when(apply_leg{"t1", leg_kind::refund, 20});
+  CHECK(refund.emitted(leg_applied{"t1", leg_kind::refund, 20}));
+  CHECK(refund.reply == 50);
+}
+
+TEST_CASE("a balance never overflows: deposits and credits stop at the maximum, refunds at int64",
+          "[bank][logic][bad-input]") {
+  auto full = given<account>(opened{"ann", 0}, deposited{max_balance - 5, "init"});
+  CHECK(full.when(deposit{5, "r"}).reply == max_balance);
+  CHECK(full.when(deposit{6, "r"}).rejected_with(bank_errc::balance_overflow));
+  CHECK(full.when(apply_leg{"t1", leg_kind::credit, 6}).rejected_with(bank_errc::balance_overflow));
+  constexpr auto top = std::numeric_limits<std::int64_t>::max();
+  auto brim = given<account>(opened{"ann", 0}, deposited{top - 5, "init"}, leg_applied{"t1", leg_kind::debit, 1});
+  CHECK(brim.when(apply_leg{"t1", leg_kind::refund, 7}).rejected_with(bank_errc::balance_overflow));
+  CHECK(brim.when(apply_leg{"t1", leg_kind::refund, 1}).reply == top - 5); // gives back beyond the maximum
+  CHECK(brim.when(deposit{1, "r"}).rejected_with(bank_errc::balance_overflow));
+}
+
+TEST_CASE("a transfer is settled only after its final status", "[bank][logic][saga]") {
+  CHECK(given<transfer>(transfer_started{"a", "b", 10}).when(record_settlement{}).rejected_with(bank_errc::unknown_transfer));
+  auto done = given<transfer>(transfer_started{"a", "b", 10}, transfer_debited{}, transfer_credited{});
+  CHECK(done.state().unsettled());
+  auto settled = done.when(record_settlement{});
+  CHECK(settled.emitted(transfer_settled{}));
+  CHECK_FALSE(settled.state.unsettled());
+  CHECK(given<transfer>(transfer_started{"a", "b", 10}, transfer_rejected{"x"}, transfer_settled{})
+          .when(record_settlement{})
+          .events.empty());
 }

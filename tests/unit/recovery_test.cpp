@@ -309,10 +309,10 @@ TEST_CASE("a transfer interrupted after any persisted step resumes without movin
   REQUIRE(n.ask<transfer>("t1", start_transfer{"a", "b", 10}));
   // t2 stopped after the debit went through but before "debited" was persisted.
   REQUIRE(n.ask<transfer>("t2", start_transfer{"a", "b", 20}));
-  REQUIRE(n.ask<account>("a", withdraw{20, "t2:debit"}, "t2:debit"));
+  REQUIRE(n.ask<account>("a", apply_leg{"t2", leg_kind::debit, 20}, "t2:debit"));
   // t3 stopped after "debited" was persisted, towards an account that is not open.
   REQUIRE(n.ask<transfer>("t3", start_transfer{"a", "ghost", 30}));
-  REQUIRE(n.ask<account>("a", withdraw{30, "t3:debit"}, "t3:debit"));
+  REQUIRE(n.ask<account>("a", apply_leg{"t3", leg_kind::debit, 30}, "t3:debit"));
   REQUIRE(n.ask<transfer>("t3", record_debit{}));
 
   auto resumed = resume_transfers(n);
