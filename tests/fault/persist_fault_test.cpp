@@ -32,6 +32,7 @@ TEST_CASE("persist failures mid-load: failed commands get errors, retries apply 
   cfg.storage = storage_kind::memory;
   cfg.ns = "pf";
   cfg.log_level = "error";
+  cfg.command_timeout = cafes::test::scaled(cfg.command_timeout);
   node n{cfg};
   host_options o;
   o.partitions = parts;
@@ -40,7 +41,7 @@ TEST_CASE("persist failures mid-load: failed commands get errors, retries apply 
   o.snapshot_every = 7;
   REQUIRE(n.host<account>(o));
   REQUIRE(n.host<transfer>());
-  REQUIRE(n.wait_ready(std::chrono::seconds{10}));
+  REQUIRE(n.wait_ready(cafes::test::scaled(std::chrono::seconds{10})));
 
   constexpr int accounts = 12;
   for (int a = 0; a < accounts; ++a) {
@@ -104,7 +105,7 @@ TEST_CASE("persist failures mid-load: failed commands get errors, retries apply 
   j->fault = nullptr;
   node n2{cfg};
   REQUIRE(n2.host<account>(o));
-  REQUIRE(n2.wait_ready(std::chrono::seconds{10}));
+  REQUIRE(n2.wait_ready(cafes::test::scaled(std::chrono::seconds{10})));
   CHECK(n2.stats("account")->sequence_errors == 0);
   for (auto& [id, sum] : acked)
     CHECK(n2.ask<account>(id, get_balance{}).value() == sum);
