@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include <catch2/catch.hpp>
@@ -54,22 +55,54 @@ TEST_CASE("broker: killed and restarted during load, no acknowledged event is lo
   std::condition_variable cv;
   std::map<std::string, std::int64_t> acked;
   std::uint64_t acked_count = 0, errors = 0, lost_hope = 0;
-  const auto deadline = std::chrono::steady_clock::now() + cafes::test::scaled(std::chrono::milliseconds{120'000});
+  std::vector<cafes::error> rejections; // collected by the clients, checked on the main thread
+  // The load runs until the broker is back (and at least 600 deposits), so it cannot finish
+  // before the kill. The broker is frozen (SIGSTOP) first: a request sent after the freeze
+  // cannot be answered by it, so once one is waiting, the kill provably hits a request in
+  // flight. The test counts those answered after the kill began.
+  using clock = std::chrono::steady_clock;
+  std::optional<clock::time_point> frozen, kill_began;
+  bool restarted = false;
+  int issued = 0, waiting_after_freeze = 0, spanned = 0;
+  const auto deadline = clock::now() + cafes::test::scaled(std::chrono::milliseconds{120'000});
   auto deposit_loop = [&](int c) {
-    for (int d = c; d < 600; d += 4) {
+    for (int d = c;; d += 4) {
+      {
+        std::lock_guard guard{mtx};
+        if ((d >= 600 && restarted) || clock::now() >= deadline)
+          return;
+        ++issued;
+      }
       auto id = "acc-" + std::to_string(d % accounts);
       auto ref = "d" + std::to_string(d);
       bool ok = false;
-      while (!ok && std::chrono::steady_clock::now() < deadline) {
+      while (!ok && clock::now() < deadline) {
+        bool after_freeze = false;
+        {
+          std::lock_guard guard{mtx};
+          if (frozen && !kill_began) {
+            after_freeze = true;
+            ++waiting_after_freeze;
+            cv.notify_all();
+          }
+        }
         auto r = n.ask<account>(id, deposit{7, ref}, ref);
         std::lock_guard guard{mtx};
+        if (after_freeze) {
+          --waiting_after_freeze;
+          if (kill_began)
+            ++spanned;
+        }
         if (r) {
           ok = true;
           acked[id] += 7;
           ++acked_count;
         } else {
-          REQUIRE_FALSE(is_rejection(r.error())); // only infrastructure errors are expected
           ++errors;
+          if (is_rejection(r.error())) { // only infrastructure errors are expected
+            rejections.push_back(r.error());
+            break;
+          }
         }
         cv.notify_all();
       }
@@ -95,17 +128,32 @@ TEST_CASE("broker: killed and restarted during load, no acknowledged event is lo
     std::unique_lock lock{mtx};
     REQUIRE(cv.wait_until(lock, deadline, [&] { return acked_count >= 100; }));
   }
+  REQUIRE(broker("pause") == 0);
+  {
+    std::unique_lock lock{mtx};
+    frozen = clock::now();
+    REQUIRE(cv.wait_until(lock, deadline, [&] { return waiting_after_freeze > 0; }));
+    kill_began = clock::now();
+  }
   REQUIRE(broker("kill") == 0);
   {
     std::unique_lock lock{mtx};
     CHECK(cv.wait_until(lock, deadline, [&] { return errors >= 1; })); // commands fail, with errors
   }
   REQUIRE(broker("restart") == 0);
+  {
+    std::lock_guard guard{mtx};
+    restarted = true;
+  }
   for (auto& c : clients)
     c.join();
   transfers.join();
+  for (auto& e : rejections)
+    FAIL_CHECK("a deposit was rejected: " << e.to_string());
   REQUIRE(lost_hope == 0);
   CHECK(errors > 0);
+  CHECK(spanned > 0); // the kill hit requests in flight
+  CHECK(issued >= 600);
 
   // Settle what the outage left pending, then check every balance and the journal.
   std::optional<expected<std::size_t>> resumed;
@@ -135,7 +183,7 @@ TEST_CASE("broker: killed and restarted during load, no acknowledged event is lo
     for (auto& e : cafes::test::read_all(**j, partition_id{p}, offset{0}, 1000))
       if (e.type == "account.deposited" && e.command_id.rfind("d", 0) == 0)
         ++refs[e.command_id];
-  CHECK(refs.size() == 600);
+  CHECK(refs.size() == static_cast<std::size_t>(issued));
   for (auto& [ref, count] : refs) {
     INFO(ref);
     REQUIRE(count == 1); // written once, whatever the retries

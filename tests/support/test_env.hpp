@@ -5,9 +5,10 @@
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
-#include <random>
 #include <stdexcept>
 #include <string>
+
+#include <unistd.h>
 
 namespace cafes::test {
 
@@ -45,11 +46,16 @@ inline std::string bootstrap() {
   throw std::runtime_error("no broker: set CAFES_BOOTSTRAP or CAFES_BOOTSTRAP_FILE (scripts/test-all.sh does)");
 }
 
-/// Returns a namespace unique to this process and call, so tests never share topics.
+/// Returns a namespace unique to this call, so tests never share topics: CTest runs each test
+/// case in its own process, so the process id and its start time (ms) tell the runs apart, and
+/// a counter the calls within one process.
 inline std::string unique_ns(const std::string& what) {
   static std::atomic<int> counter{0};
-  static const auto run = std::random_device{}();
-  return "t" + std::to_string(run % 1000000) + "-" + what + "-" + std::to_string(++counter);
+  static const auto started = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                std::chrono::system_clock::now().time_since_epoch())
+                                .count();
+  return "t" + std::to_string(::getpid()) + "-" + std::to_string(started) + "-" + what + "-" +
+         std::to_string(++counter);
 }
 
 } // namespace cafes::test

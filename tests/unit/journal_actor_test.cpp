@@ -36,6 +36,15 @@ class manual_journal final : public journal {
   }
   void fail(std::size_t i) { calls[i].cb(cafes::error{errc::timeout, "injected"}); }
 
+  /// Returns how many events of aggregate `id` were handed to the journal, in all calls.
+  std::size_t events_of(const std::string& id) const {
+    std::size_t n = 0;
+    for (auto& c : calls)
+      for (auto& e : c.batch)
+        n += e.id.str() == id;
+    return n;
+  }
+
  private:
   std::string topic_ = "t";
   std::int64_t next_ = 0;
@@ -169,18 +178,22 @@ TEST_CASE("a failed batch fails its requests and later ones of the same aggregat
   }
   REQUIRE(f.j->calls.size() == 2); // b went on alone
   CHECK(f.j->calls[1].batch.front().id.str() == "b");
+  CHECK(f.j->events_of("a") == 1); // only the failed one: the refused request never reached the journal
   f.persist("a"); // still refused: a has not recovered
   f.sched.run();
   REQUIRE(f.replies->size() == 3);
   CHECK(f.replies->back().second.err);
-  caf::anon_send(f.client, std::string{"a"}, f.journal_actor); // a recovered
-  f.sched.run();
-  f.persist("a");
-  f.sched.run();
   f.j->succeed(1);
   f.sched.run();
+  CHECK(f.j->calls.size() == 2); // nothing of a was held back to be sent later either
+  CHECK(f.j->events_of("a") == 1);
+  caf::anon_send(f.client, std::string{"a"}, f.journal_actor); // a recovered
+  f.sched.run();
+  f.persist("a", 2);
+  f.sched.run();
   REQUIRE(f.j->calls.size() == 3);
-  CHECK(f.j->calls[2].batch.front().id.str() == "a");
+  CHECK(f.j->calls[2].batch.size() == 2);
+  CHECK(f.j->events_of("a") == 3); // the failed one, then the two after the recovery
 }
 
 TEST_CASE("a backlog beyond its bound answers overloaded at once", "[journal-actor][bad-input]") {
@@ -195,6 +208,13 @@ TEST_CASE("a backlog beyond its bound answers overloaded at once", "[journal-act
   CHECK(f.replies->at(0).first == "c");
   REQUIRE(f.replies->at(0).second.err);
   CHECK(f.replies->at(0).second.err->code == actor_errc::overloaded);
+  f.j->succeed(0);
+  f.sched.run();
+  f.j->succeed(1);
+  f.sched.run();
+  CHECK(f.replies->size() == 3); // a and b were written and answered
+  CHECK(f.j->events_of("b") == 2);
+  CHECK(f.j->events_of("c") == 0); // the refused request never reached the journal
 }
 
 TEST_CASE("with several batches in flight, an aggregate never has two", "[journal-actor]") {
