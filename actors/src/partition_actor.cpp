@@ -403,14 +403,17 @@ caf::behavior partition_actor(self_ptr self, context_ptr ctx, partition_id p) {
       s.snapshot_requested.erase(m.id);
       if (m.err) {
         actors_log().warn("snapshot of '{}' failed: {}", m.id, m.err->to_string());
-        return;
+      } else {
+        if (s.ctx->cfg.stats)
+          ++s.ctx->cfg.stats->snapshots_written;
+        auto& t = s.tracks[m.id];
+        if (t.uncovered >= 0 && t.uncovered <= m.off.value())
+          set_uncovered(s, m.id, t.last > m.off.value() ? m.off.value() + 1 : -1);
+        maybe_store_checkpoint(self);
       }
-      if (s.ctx->cfg.stats)
-        ++s.ctx->cfg.stats->snapshots_written;
-      auto& t = s.tracks[m.id];
-      if (t.uncovered >= 0 && t.uncovered <= m.off.value())
-        set_uncovered(s, m.id, t.last > m.off.value() ? m.off.value() + 1 : -1);
-      maybe_store_checkpoint(self);
+      // Snapshots may come back after the writes that asked for them have stopped: check the
+      // bound again, or a partition that went quiet would keep a checkpoint far behind.
+      keep_bounded(self);
     },
     [=](passivate_msg& m) {
       auto& s = self->state;

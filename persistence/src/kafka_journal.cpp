@@ -3,6 +3,7 @@
 
 #include <condition_variable>
 #include <deque>
+#include <future>
 #include <map>
 #include <set>
 
@@ -31,6 +32,10 @@ expected<std::vector<record>> encode_batch(std::vector<event_envelope>& batch, c
   return recs;
 }
 
+bool is_barrier(const rd_kafka_message_t* m) {
+  return m->key && std::string_view{static_cast<const char*>(m->key), m->key_len} == barrier_key;
+}
+
 /// Reading is the same in both modes; only the isolation level differs.
 class kafka_journal_base : public journal {
  public:
@@ -48,6 +53,8 @@ class kafka_journal_base : public journal {
     read_chunk c;
     auto pos = reader_->read_messages(topic_, p, from.value(), max_events,
                                       [&](const rd_kafka_message_t* m) -> expected<void> {
+                                        if (is_barrier(m))
+                                          return {}; // no event: see barrier()
                                         auto e = decode_event(detail::view_of(m, topic_));
                                         if (!e)
                                           return std::move(e).error();
@@ -93,6 +100,29 @@ class idempotent_journal final : public kafka_journal_base {
     if (!recs)
       return cb(append_result{std::move(recs).error(), event_outcome::not_written});
     producer_->send(std::move(*recs), std::move(cb));
+  }
+
+  // A record written to `p` through the same producer, after everything sent before it. Its
+  // acknowledgement means that every earlier message to `p` is resolved: librdkafka reports a
+  // partition's messages in order. And if earlier messages timed out in flight, librdkafka
+  // has bumped the producer's epoch before sending it (it drains, then bumps): once this
+  // record is written, the broker refuses any late request of the old epoch for `p`, so
+  // nothing of a failed append can land after it.
+  expected<offset> barrier(partition_id p) override {
+    if (p.value() < 0 || p.value() >= partitions_)
+      return error{errc::invalid_argument, "partition " + std::to_string(p.value()) + " does not exist"};
+    record r;
+    r.topic = topic_;
+    r.partition = p;
+    r.key = std::string{barrier_key};
+    r.headers.push_back({"ce_type", "cafes.barrier"});
+    auto done = std::make_shared<std::promise<append_result>>();
+    auto f = done->get_future();
+    producer_->send({std::move(r)}, [done](append_result res) { done->set_value(std::move(res)); });
+    auto res = f.get(); // bounded by the delivery timeout (message.timeout.ms)
+    if (res.err)
+      return *res.err;
+    return offset{res.positions.at(0).off.value() + 1};
   }
 
  private:

@@ -42,14 +42,16 @@ void run_command(cafes::node& node, const demo_options& o, int j, tally& t) {
   const auto ref = "c" + std::to_string(j);
   if (kind < 35) {
     std::int64_t amount = 1 + rng() % 500;
-    auto r = with_retries(t, [&] { return node.ask<account>(pick(), deposit{amount, ref}, ref); });
+    const auto id = pick(); // a retry goes to the same account with the same ref
+    auto r = with_retries(t, [&] { return node.ask<account>(id, deposit{amount, ref}, ref); });
     if (r)
       t.deposited += amount;
     else
       ++(is_rejection(r.error()) ? t.rejected : t.failed);
   } else if (kind < 65) {
     std::int64_t amount = 1 + rng() % 800;
-    auto r = with_retries(t, [&] { return node.ask<account>(pick(), withdraw{amount, ref}, ref); });
+    const auto id = pick();
+    auto r = with_retries(t, [&] { return node.ask<account>(id, withdraw{amount, ref}, ref); });
     if (r)
       t.withdrawn += amount;
     else

@@ -22,6 +22,10 @@ struct position {
   friend auto operator<=>(const position&, const position&) = default;
 };
 
+/// The key of a barrier record in an events topic (journal::barrier). Readers skip it: it is
+/// no event. Aggregate ids cannot take it (the reserved prefix).
+inline constexpr std::string_view barrier_key = "__cafes.barrier";
+
 /// What became of one event of an append.
 enum class event_outcome : std::uint8_t {
   durable,     ///< acknowledged: it is in the journal
