@@ -47,6 +47,11 @@ int main(int argc, char** argv) {
   node_cmd->add_option("--partitions", server.partitions, "partitions per aggregate type")->check(CLI::Range(1, 1000));
   node_cmd->add_option("--snapshot-every", server.snapshot_every, "snapshot an aggregate every N events");
   node_cmd->add_option("--max-replay", server.max_replay, "bound on the events one partition replays to recover");
+  node_cmd->add_option("--replication", server.replication, "replication factor of the topics it creates")
+    ->check(CLI::Range(1, 32767));
+  node_cmd->add_option("--min-insync-replicas", server.min_insync_replicas,
+                       "min.insync.replicas of the topics it creates (0: the broker's default)")
+    ->check(CLI::Range(0, 32767));
 
   bank::client_request req;
   auto add_client = [&](const char* name, const char* what) {

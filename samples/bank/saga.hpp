@@ -11,7 +11,8 @@ namespace bank {
 
 /// Hosts the bank's aggregate types on `node`.
 cafes::expected<void> host_bank(cafes::node& node, std::int32_t partitions, std::uint64_t snapshot_every,
-                                std::uint64_t max_replay = 10'000);
+                                std::uint64_t max_replay = 10'000, std::int16_t replication = 1,
+                                std::int16_t min_insync_replicas = 0);
 
 /// Starts transfer `id` and drives it to a final status (completed, compensated or
 /// rejected). Each step is persisted in the transfer aggregate before the saga acts on it,

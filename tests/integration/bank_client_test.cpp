@@ -1,5 +1,5 @@
 // The bank's command line against a node on the real broker: the client's exit codes, the
-// references it generates for deposits and withdrawals.
+// references it generates for deposits and withdrawals, and the node's replication options.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include <catch2/catch.hpp>
+#include <librdkafka/rdkafka.h>
 
 #include "process.hpp"
 #include "test_env.hpp"
@@ -92,6 +93,35 @@ std::string closed_port() {
   return std::to_string(ntohs(a.sin_port));
 }
 
+/// Returns the value of topic config `name` of `topic` if it was set for the topic itself.
+std::optional<std::string> topic_config(const std::string& topic, const std::string& name) {
+  char err[512];
+  auto* conf = rd_kafka_conf_new();
+  rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap().c_str(), err, sizeof err);
+  auto* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
+  REQUIRE(rk);
+  auto* q = rd_kafka_queue_new(rk);
+  auto* res = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic.c_str());
+  rd_kafka_DescribeConfigs(rk, &res, 1, nullptr, q);
+  rd_kafka_ConfigResource_destroy(res);
+  auto* ev = rd_kafka_queue_poll(q, static_cast<int>(scaled(std::chrono::seconds{30}).count()));
+  std::optional<std::string> value;
+  if (ev && !rd_kafka_event_error(ev)) {
+    size_t n = 0, cn = 0;
+    auto** rs = rd_kafka_DescribeConfigs_result_resources(rd_kafka_event_DescribeConfigs_result(ev), &n);
+    auto** entries = n == 1 ? rd_kafka_ConfigResource_configs(rs[0], &cn) : nullptr;
+    for (size_t i = 0; i < cn; ++i)
+      if (rd_kafka_ConfigEntry_name(entries[i]) == name &&
+          rd_kafka_ConfigEntry_source(entries[i]) == RD_KAFKA_CONFIG_SOURCE_DYNAMIC_TOPIC_CONFIG)
+        value = rd_kafka_ConfigEntry_value(entries[i]);
+  }
+  if (ev)
+    rd_kafka_event_destroy(ev);
+  rd_kafka_queue_destroy(q);
+  rd_kafka_destroy(rk);
+  return value;
+}
+
 } // namespace
 
 TEST_CASE("broker: bank client commands exit 0 on success, 1 on a rejection, 2 when the node is unreachable",
@@ -146,4 +176,34 @@ TEST_CASE("broker: a deposit or withdrawal without --ref gets a generated ref, s
   CHECK(refs[0] != refs[1]);
   auto balance = bank({"balance", "--node", n.address, "--id", "acc-1"});
   CHECK(balance.out.find("\"balance\":0") != std::string::npos);
+}
+
+TEST_CASE("broker: bank node --replication and --min-insync-replicas reach the topics, and bad values are typed errors",
+          "[bank][node][broker]") {
+  const auto ns = unique_ns("isr");
+  {
+    bank_node n{ns, {"--replication", "1", "--min-insync-replicas", "1"}};
+    CHECK(topic_config(ns + ".account.events", "min.insync.replicas") == std::optional<std::string>{"1"});
+    CHECK(topic_config(ns + ".transfer.snapshots", "min.insync.replicas") == std::optional<std::string>{"1"});
+  }
+  auto above = bank({"node", "--bootstrap", bootstrap(), "--namespace", unique_ns("isr"), "--replication", "1",
+                     "--min-insync-replicas", "2", "--port", "0"});
+  INFO(above.err);
+  CHECK(above.status == 2);
+  CHECK(above.err.find("invalid_argument") != std::string::npos);
+  CHECK(above.err.find("min.insync.replicas") != std::string::npos);
+
+  // One broker cannot hold two replicas: the broker's refusal, typed.
+  auto too_many = bank({"node", "--bootstrap", bootstrap(), "--namespace", unique_ns("isr"), "--replication", "2",
+                        "--port", "0"});
+  INFO(too_many.err);
+  CHECK(too_many.status == 2);
+  CHECK(too_many.err.find("replication") != std::string::npos);
+
+  for (auto bad : {"0", "-1", "x"}) {
+    auto r = bank({"node", "--bootstrap", bootstrap(), "--replication", bad});
+    INFO(bad << ": " << r.err);
+    CHECK(r.status != 0);
+    CHECK(r.err.find("--replication") != std::string::npos);
+  }
 }
