@@ -84,7 +84,12 @@ ns=chaos-$seed-$$
 node_pid=
 driver_pid=
 result=2
+printed=0
 cleanup() {
+  local rc=$?
+  # A run that ends by surprise (a bug of this script) still prints its one JSON line.
+  ((printed)) || printf '{"seed":%s,"mode":"%s","minutes":%s,"error":"chaos.sh failed with status %s","ok":false}\n' \
+    "$seed" "$mode" "$minutes" "$rc"
   [[ -n $driver_pid ]] && kill -KILL "$driver_pid" 2>/dev/null
   [[ -n $node_pid ]] && kill -KILL "$node_pid" 2>/dev/null
   bash "$here/broker.sh" stop --dir "$run/broker" >/dev/null 2>&1 || true
@@ -97,6 +102,7 @@ trap 'exit 130' INT TERM
 die() {
   say "error: $*"
   printf '{"seed":%s,"mode":"%s","minutes":%s,"error":"%s","ok":false}\n' "$seed" "$mode" "$minutes" "${*//\"/\'}"
+  printed=1
   exit 2
 }
 
@@ -122,7 +128,11 @@ pick_port() {
 port=$(RANDOM=$$ pick_port)
 delivery_ms=3000 # broker pauses last longer than this, so appends fail while it is stopped
 
-node_alive() { [[ -n $node_pid && -r /proc/$node_pid/stat && $(awk '{ print $3 }' "/proc/$node_pid/stat") != Z ]]; }
+# Whether the node runs (a zombie does not; nor a process this shell has already reaped).
+node_alive() {
+  local state
+  [[ -n $node_pid ]] && state=$(awk '{ print $3 }' "/proc/$node_pid/stat" 2>/dev/null) && [[ -n $state && $state != Z ]]
+}
 
 start_node() {
   rm -f "$run/port"
@@ -142,7 +152,7 @@ stop_node() { # SIG
   kill "-$1" "$node_pid" 2>/dev/null || true
   local deadline=$((SECONDS + $(scaled 30))) rc=0
   while node_alive && ((SECONDS < deadline)); do sleep 0.1; done
-  node_alive && { kill -KILL "$node_pid"; rc=1; }
+  node_alive && { kill -KILL "$node_pid" 2>/dev/null; rc=1; }
   wait "$node_pid" 2>/dev/null || true
   node_pid=
   return "$rc"
@@ -253,6 +263,7 @@ violations_json=$(for v in "${violations[@]+"${violations[@]}"}"; do printf '"%s
 printf '{"seed":%s,"mode":"%s","minutes":%s,"faults":{%s},"violations":[%s]}\n' "$seed" "$mode" "$minutes" \
   "${faults_json%,}" "${violations_json%,}" >"$run/report.json"
 result=0
+printed=1
 "$verifier" --bootstrap "$bootstrap" --namespace "$ns" --mode "$mode" --log "$run/ops.jsonl" \
   --balances "$run/balances.json" --report "$run/report.json" --timeout "$(scaled 60)" || result=$?
 exit "$result"
