@@ -201,6 +201,11 @@ expected<void> node::host_impl(std::shared_ptr<const aggregate_ops> ops, host_op
     return cafes::error{errc::invalid_argument, "aggregate type '" + name + "' is hosted twice"};
   if (opts.partitions <= 0)
     return cafes::error{errc::invalid_argument, "an aggregate type needs at least one partition"};
+  if (opts.replication <= 0)
+    return cafes::error{errc::invalid_argument, "the replication factor must be at least 1"};
+  if (opts.min_insync_replicas < 0 || opts.min_insync_replicas > opts.replication)
+    return cafes::error{errc::invalid_argument, "min.insync.replicas must be 1 to the replication factor (" +
+                                                    std::to_string(opts.replication) + ")"};
   auto names = topic_names::of(d.cfg.ns, name);
   std::shared_ptr<journal> j = opts.journal;
   std::shared_ptr<snapshot_store> s = opts.snapshots;
@@ -211,7 +216,11 @@ expected<void> node::host_impl(std::shared_ptr<const aggregate_ops> ops, host_op
       if (!s)
         s = make_memory_snapshot_store(opts.partitions);
     } else {
-      if (auto ok = ensure_topics(d.kafka, aggregate_topics(d.cfg.ns, name, opts.partitions, opts.replication)); !ok)
+      auto specs = aggregate_topics(d.cfg.ns, name, opts.partitions, opts.replication);
+      if (opts.min_insync_replicas > 0)
+        for (auto& spec : specs)
+          spec.configs["min.insync.replicas"] = std::to_string(opts.min_insync_replicas);
+      if (auto ok = ensure_topics(d.kafka, specs); !ok)
         return ok;
       if (!j) {
         auto kj = make_kafka_journal(d.kafka, names.events, opts.partitions);

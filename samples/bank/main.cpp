@@ -1,10 +1,27 @@
 // bank: the sample bank's command line: demo, node, and client commands.
+#include <chrono>
 #include <cstdio>
+#include <random>
+#include <string>
 
 #include <CLI/CLI.hpp>
 
 #include "demo.hpp"
 #include "server.hpp"
+
+namespace {
+
+/// Returns a reference no other command uses: the clock and 64 random bits.
+std::string unique_ref(const std::string& command) {
+  std::random_device rd;
+  const auto bits = (std::uint64_t{rd()} << 32) | rd();
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(bits));
+  return command.substr(0, 1) + "-" + std::to_string(std::chrono::system_clock::now().time_since_epoch().count()) +
+         "-" + hex;
+}
+
+} // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"bank: accounts and transfers on cafes"};
@@ -30,6 +47,11 @@ int main(int argc, char** argv) {
   node_cmd->add_option("--partitions", server.partitions, "partitions per aggregate type")->check(CLI::Range(1, 1000));
   node_cmd->add_option("--snapshot-every", server.snapshot_every, "snapshot an aggregate every N events");
   node_cmd->add_option("--max-replay", server.max_replay, "bound on the events one partition replays to recover");
+  node_cmd->add_option("--replication", server.replication, "replication factor of the topics it creates")
+    ->check(CLI::Range(1, 32767));
+  node_cmd->add_option("--min-insync-replicas", server.min_insync_replicas,
+                       "min.insync.replicas of the topics it creates (0: the broker's default)")
+    ->check(CLI::Range(0, 32767));
 
   bank::client_request req;
   auto add_client = [&](const char* name, const char* what) {
@@ -45,7 +67,7 @@ int main(int argc, char** argv) {
     auto* c = add_client(name, name[0] == 'd' ? "deposit into an account" : "withdraw from an account");
     c->add_option("--id", req.id, "account id")->required();
     c->add_option("--amount", req.amount, "amount")->required();
-    c->add_option("--ref", req.ref, "operation reference (a retry with the same ref is applied once)");
+    c->add_option("--ref", req.ref, "operation reference (a retry with the same ref is applied once; default: generated and printed)");
   }
   auto* transfer_cmd = add_client("transfer", "move money between accounts (a saga)");
   transfer_cmd->add_option("--from", req.from, "debited account")->required();
@@ -69,6 +91,13 @@ int main(int argc, char** argv) {
     return bank::run_server(node_cfg, server);
   for (auto* c : app.get_subcommands()) {
     req.command = c->get_name();
+    // Without a ref a retry would apply twice. The generated one is printed, so that a
+    // command whose outcome is unknown (exit 2) can be retried safely with it.
+    if ((req.command == "deposit" || req.command == "withdraw") && req.ref.empty()) {
+      req.ref = unique_ref(req.command);
+      std::fprintf(stderr, "bank: %s ref %s (retry with --ref %s)\n", req.command.c_str(), req.ref.c_str(),
+                   req.ref.c_str());
+    }
     return bank::run_client(req);
   }
   return 2;

@@ -325,8 +325,11 @@ bool is_rejection(const cafes::error& e) {
 }
 
 cafes::expected<void> host_bank(cafes::node& node, std::int32_t partitions, std::uint64_t snapshot_every,
-                                std::uint64_t max_replay) {
+                                std::uint64_t max_replay, std::int16_t replication,
+                                std::int16_t min_insync_replicas) {
   cafes::host_options opts;
+  opts.replication = replication;
+  opts.min_insync_replicas = min_insync_replicas;
   opts.max_replay = max_replay;
   opts.partitions = partitions;
   opts.snapshot_every = snapshot_every;

@@ -305,7 +305,7 @@ int run_server(const cafes::node_config& cfg, const server_options& o) {
     return 2;
   }
   auto& node = **started;
-  if (auto ok = host_bank(node, o.partitions, o.snapshot_every, o.max_replay); !ok) {
+  if (auto ok = host_bank(node, o.partitions, o.snapshot_every, o.max_replay, o.replication, o.min_insync_replicas); !ok) {
     std::fprintf(stderr, "bank node: %s\n", ok.error().to_string().c_str());
     return 2;
   }

@@ -57,6 +57,7 @@ struct node_config {
 struct host_options {
   std::int32_t partitions = 12;
   std::int16_t replication = 1;
+  std::int16_t min_insync_replicas = 0; ///< topic config min.insync.replicas; 0: the broker's default
   std::uint64_t snapshot_every = 100;
   std::uint64_t max_replay = 10'000;
   std::chrono::milliseconds idle_timeout{60'000};
