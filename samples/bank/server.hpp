@@ -31,7 +31,8 @@ struct server_options {
   std::int32_t partitions = 12;
   std::uint64_t snapshot_every = 100;
   std::uint64_t max_replay = 10'000;
-<<<<<<< HEAD
+  std::int16_t replication = 1;
+  std::int16_t min_insync_replicas = 0; ///< 0: the broker's default
   http_limits http{};
 };
 
@@ -52,10 +53,6 @@ class http_interface {
  private:
   struct impl;
   std::unique_ptr<impl> impl_;
-=======
-  std::int16_t replication = 1;
-  std::int16_t min_insync_replicas = 0; ///< 0: the broker's default
->>>>>>> chaos
 };
 
 /// Runs a node with the bank's aggregates and serves HTTP until SIGINT or SIGTERM.
