@@ -130,7 +130,10 @@ int run_server(const cafes::node_config& cfg, const server_options& o) {
     answer(res, nlohmann::json{{"transfer", *id}, {"status", to_string(*r)}});
   });
   svr.Get("/health", [&](const httplib::Request&, httplib::Response& res) {
-    answer(res, nlohmann::json{{"ready", true}, {"durable", node.durable()}});
+    const bool ready = node.healthy();
+    if (!ready)
+      res.status = 503;
+    answer(res, nlohmann::json{{"ready", ready}, {"durable", node.durable()}});
   });
   svr.Get("/stats", [&](const httplib::Request&, httplib::Response& res) {
     nlohmann::json j;
