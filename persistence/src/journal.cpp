@@ -100,6 +100,7 @@ class memory_journal final : public journal {
 
   std::int32_t partitions() const noexcept override { return static_cast<std::int32_t>(parts_.size()); }
   const std::string& topic() const noexcept override { return topic_; }
+  codec_limits limits() const noexcept override { return limits_; }
 
  private:
   expected<void> check(partition_id p) const {

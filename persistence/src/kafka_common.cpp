@@ -51,6 +51,36 @@ expected<std::unique_ptr<RdKafka::Conf>> make_conf(const kafka_config& cfg,
   return conf;
 }
 
+void client_events::event_cb(RdKafka::Event& e) {
+  switch (e.type()) {
+    case RdKafka::Event::EVENT_ERROR:
+      if (e.fatal()) {
+        fatal_ = true;
+        persistence_log().error("{} failed fatally: {}: {}", name_, RdKafka::err2str(e.err()), e.str());
+      } else {
+        persistence_log().warn("{}: {}: {}", name_, RdKafka::err2str(e.err()), e.str());
+      }
+      break;
+    case RdKafka::Event::EVENT_LOG:
+      if (e.severity() <= RdKafka::Event::EVENT_SEVERITY_ERROR)
+        persistence_log().error("{}: {} {}", name_, e.fac(), e.str());
+      else if (e.severity() <= RdKafka::Event::EVENT_SEVERITY_WARNING)
+        persistence_log().warn("{}: {} {}", name_, e.fac(), e.str());
+      else
+        persistence_log().debug("{}: {} {}", name_, e.fac(), e.str());
+      break;
+    default:
+      break;
+  }
+}
+
+expected<void> set_events(RdKafka::Conf& conf, client_events& ev) {
+  std::string err;
+  if (conf.set("event_cb", &ev, err) != RdKafka::Conf::CONF_OK)
+    return error{errc::invalid_argument, "event_cb: " + err};
+  return {};
+}
+
 error from_kafka(RdKafka::ErrorCode code, const std::string& context) {
   auto msg = context + ": " + RdKafka::err2str(code);
   switch (code) {
@@ -153,7 +183,23 @@ struct async_producer::item {
   std::size_t index;
 };
 
-void async_producer::dr::dr_cb(RdKafka::Message& m) {
+/// One librdkafka producer with its callbacks. After a fatal error, its failed messages
+/// are all unknown: the producer may have written them before it failed.
+struct async_producer::client {
+  class dr final : public RdKafka::DeliveryReportCb {
+   public:
+    explicit dr(const client_events& ev) : ev_(ev) {}
+    void dr_cb(RdKafka::Message& m) override;
+
+   private:
+    const client_events& ev_;
+  };
+  client_events ev{"producer"};
+  dr reports{ev};
+  std::unique_ptr<RdKafka::Producer> p;
+};
+
+void async_producer::client::dr::dr_cb(RdKafka::Message& m) {
   std::unique_ptr<item> it{static_cast<item*>(m.msg_opaque())};
   if (!it)
     return;
@@ -164,48 +210,94 @@ void async_producer::dr::dr_cb(RdKafka::Message& m) {
   }
   // librdkafka knows whether a failed message may have reached the broker: one that never
   // left the client is not written; one that was in flight may still land.
+  const auto where = "delivery to " + m.topic_name() + "/" + std::to_string(m.partition());
+  if (ev_.fatal())
+    return it->b->done(it->index, std::nullopt, error{errc::fatal, where + ": the producer failed fatally"},
+                       event_outcome::unknown);
   const auto o = m.status() == RdKafka::Message::MSG_STATUS_NOT_PERSISTED ? event_outcome::not_written
                                                                           : event_outcome::unknown;
-  it->b->done(it->index, std::nullopt,
-              from_kafka(m.err(), "delivery to " + m.topic_name() + "/" + std::to_string(m.partition())), o);
+  it->b->done(it->index, std::nullopt, from_kafka(m.err(), where), o);
+}
+
+expected<std::unique_ptr<async_producer::client>> async_producer::make_client() {
+  auto c = std::make_unique<client>();
+  auto conf = make_conf(cfg_, {
+                                {"enable.idempotence", "true"},
+                                {"acks", "all"},
+                                {"linger.ms", "1"},
+                                {"message.timeout.ms", std::to_string(cfg_.delivery_timeout.count())},
+                                {"partitioner", "murmur2_random"},
+                              });
+  if (!conf)
+    return std::move(conf).error();
+  std::string err;
+  if ((*conf)->set("dr_cb", &c->reports, err) != RdKafka::Conf::CONF_OK)
+    return error{errc::invalid_argument, err};
+  if (auto ok = set_events(**conf, c->ev); !ok)
+    return std::move(ok).error();
+  c->p.reset(RdKafka::Producer::create(conf->get(), err));
+  if (!c->p)
+    return error{errc::kafka_error, "cannot create producer: " + err};
+  return c;
 }
 
 expected<std::unique_ptr<async_producer>> async_producer::make(const kafka_config& cfg) {
   std::unique_ptr<async_producer> self{new async_producer};
-  auto conf = make_conf(cfg, {
-                               {"enable.idempotence", "true"},
-                               {"acks", "all"},
-                               {"linger.ms", "1"},
-                               {"message.timeout.ms", std::to_string(cfg.delivery_timeout.count())},
-                               {"partitioner", "murmur2_random"},
-                             });
-  if (!conf)
-    return std::move(conf).error();
-  std::string err;
-  if ((*conf)->set("dr_cb", &self->dr_, err) != RdKafka::Conf::CONF_OK)
-    return error{errc::invalid_argument, err};
-  self->p_.reset(RdKafka::Producer::create(conf->get(), err));
-  if (!self->p_)
-    return error{errc::kafka_error, "cannot create producer: " + err};
-  self->flush_timeout_ = cfg.delivery_timeout;
+  self->cfg_ = cfg;
+  auto c = self->make_client();
+  if (!c)
+    return std::move(c).error();
+  self->c_ = std::move(*c);
   auto* raw = self.get();
   self->poller_ = std::thread{[raw] {
-    while (!raw->stop_.load(std::memory_order_relaxed))
-      raw->p_->poll(20);
+    while (!raw->stop_.load(std::memory_order_relaxed)) {
+      raw->c_->p->poll(20);
+      raw->replace_if_fatal();
+    }
   }};
   return self;
 }
 
+// Runs on the poll thread, the only one that swaps the client.
+void async_producer::replace_if_fatal() {
+  if (!c_->ev.fatal())
+    return;
+  auto fresh = make_client();
+  if (!fresh) {
+    persistence_log().error("cannot replace the fatal producer: {}", fresh.error().to_string());
+    return; // stays unhealthy; the next poll tries again
+  }
+  std::unique_ptr<client> old;
+  {
+    std::unique_lock guard{mtx_};
+    old = std::exchange(c_, std::move(*fresh));
+  }
+  // Everything the old producer still holds fails now, as unknown (client::dr).
+  old->p->purge(RdKafka::Producer::PURGE_QUEUE | RdKafka::Producer::PURGE_INFLIGHT);
+  old->p->poll(0);
+  persistence_log().warn("replaced the fatal producer");
+}
+
+bool async_producer::healthy() const noexcept {
+  std::shared_lock guard{mtx_};
+  return !c_->ev.fatal();
+}
+
+void async_producer::inject_fatal(const std::string& reason) {
+  std::shared_lock guard{mtx_};
+  rd_kafka_test_fatal_error(c_->p->c_ptr(), RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER, reason.c_str());
+}
+
 async_producer::~async_producer() {
-  if (p_) {
-    p_->flush(static_cast<int>(flush_timeout_.count()));
-    p_->purge(RdKafka::Producer::PURGE_QUEUE | RdKafka::Producer::PURGE_INFLIGHT);
+  if (c_) {
+    c_->p->flush(static_cast<int>(cfg_.delivery_timeout.count()));
+    c_->p->purge(RdKafka::Producer::PURGE_QUEUE | RdKafka::Producer::PURGE_INFLIGHT);
   }
   stop_ = true;
   if (poller_.joinable())
     poller_.join();
-  if (p_)
-    p_->poll(0); // serve the purge reports so that every callback fires
+  if (c_)
+    c_->p->poll(0); // serve the purge reports so that every callback fires
 }
 
 void async_producer::send(std::vector<record> recs, append_callback cb) {
@@ -216,19 +308,24 @@ void async_producer::send(std::vector<record> recs, append_callback cb) {
   b->res.positions.resize(recs.size());
   b->res.outcomes.resize(recs.size(), event_outcome::unknown);
   b->cb = std::move(cb);
-  for (std::size_t i = 0; i < recs.size(); ++i) {
-    auto* it = new item{b, i};
-    auto err = produce(*p_, recs[i], it);
-    if (err != RdKafka::ERR_NO_ERROR) {
-      delete it;
-      // This record and every one after it were never queued; the ones before it were and
-      // report their own outcomes.
-      auto e = from_kafka(err, "produce to " + recs[i].topic);
-      for (std::size_t j = i; j < recs.size(); ++j)
-        b->done(j, std::nullopt, e, event_outcome::not_written);
-      return;
+  std::size_t i = 0;
+  auto err = RdKafka::ERR_NO_ERROR;
+  {
+    std::shared_lock guard{mtx_};
+    for (; i < recs.size() && err == RdKafka::ERR_NO_ERROR; ++i) {
+      auto* it = new item{b, i};
+      err = produce(*c_->p, recs[i], it);
+      if (err != RdKafka::ERR_NO_ERROR)
+        delete it;
     }
   }
+  if (err == RdKafka::ERR_NO_ERROR)
+    return;
+  // This record and every one after it were never queued; the ones before it were and
+  // report their own outcomes.
+  auto e = from_kafka(err, "produce to " + recs[i - 1].topic);
+  for (std::size_t j = i - 1; j < recs.size(); ++j)
+    b->done(j, std::nullopt, e, event_outcome::not_written);
 }
 
 // -- partition_reader ---------------------------------------------------------

@@ -1,10 +1,12 @@
 // Private helpers shared by the Kafka implementations: config, error mapping, producer, reader.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <shared_mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -37,8 +39,28 @@ record to_record(const rd_kafka_message_t* m);
 /// Produces `r` to its topic and partition with `opaque`; owns nothing on failure.
 RdKafka::ErrorCode produce(RdKafka::Producer& p, const record& r, void* opaque);
 
+/// The error and log callback of one librdkafka client: logs go to the persistence logger,
+/// and a fatal error (rd_kafka_fatal_error) raises `fatal`.
+class client_events final : public RdKafka::EventCb {
+ public:
+  explicit client_events(std::string name) : name_(std::move(name)) {}
+  void event_cb(RdKafka::Event& e) override;
+  /// Returns true once the client failed fatally: it must be replaced.
+  /// (The handle's fatal_error() says which error, for example ERR__FENCED.)
+  bool fatal() const noexcept { return fatal_.load(); }
+
+ private:
+  std::string name_;
+  std::atomic<bool> fatal_{false};
+};
+
+/// Registers `ev` as the event (error and log) callback of `conf`.
+expected<void> set_events(RdKafka::Conf& conf, client_events& ev);
+
 /// An idempotent producer whose delivery reports complete whole batches through callbacks,
-/// served by a poll thread of its own (never a CAF worker).
+/// served by a poll thread of its own (never a CAF worker). When its librdkafka producer
+/// fails fatally, the poll thread replaces it: what was in flight fails as unknown (it may
+/// have been written), and later sends go to the new producer.
 class async_producer {
  public:
   static expected<std::unique_ptr<async_producer>> make(const kafka_config& cfg);
@@ -48,18 +70,23 @@ class async_producer {
   /// first error. Never reports success unless every record was acknowledged.
   void send(std::vector<record> recs, append_callback cb);
 
+  /// Returns false while the producer is fatal and not replaced yet.
+  bool healthy() const noexcept;
+
+  /// Raises a fabricated fatal error in the current producer (tests).
+  void inject_fatal(const std::string& reason);
+
  private:
   struct batch;
   struct item;
-  class dr final : public RdKafka::DeliveryReportCb {
-   public:
-    void dr_cb(RdKafka::Message& m) override;
-  };
+  struct client;
   async_producer() = default;
+  expected<std::unique_ptr<client>> make_client();
+  void replace_if_fatal();
 
-  dr dr_;
-  std::unique_ptr<RdKafka::Producer> p_;
-  std::chrono::milliseconds flush_timeout_{0};
+  kafka_config cfg_;
+  mutable std::shared_mutex mtx_; // shared: send; exclusive: replacing the client
+  std::unique_ptr<client> c_;
   std::atomic<bool> stop_{false};
   std::thread poller_;
 };

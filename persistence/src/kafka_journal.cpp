@@ -1,6 +1,7 @@
 // The Kafka journal: idempotent (acks=all) or transactional (one transactional.id per partition).
 #include "cafes/persistence/kafka_journal.hpp"
 
+#include <algorithm>
 #include <condition_variable>
 #include <deque>
 #include <future>
@@ -9,6 +10,7 @@
 
 #include "cafes/persistence/logger.hpp"
 #include "cafes/persistence/partitioner.hpp"
+#include "cafes/persistence/topics.hpp"
 #include "kafka_common.hpp"
 
 namespace cafes {
@@ -78,6 +80,10 @@ class kafka_journal_base : public journal {
 
   std::int32_t partitions() const noexcept override { return partitions_; }
   const std::string& topic() const noexcept override { return topic_; }
+  codec_limits limits() const noexcept override { return limits_; }
+
+  /// Raises a fabricated fatal error in the producers (tests).
+  virtual expected<void> inject_fatal(const std::string& reason) = 0;
 
  protected:
   std::string topic_;
@@ -125,13 +131,20 @@ class idempotent_journal final : public kafka_journal_base {
     return offset{res.positions.at(0).off.value() + 1};
   }
 
+  bool healthy() const noexcept override { return producer_->healthy(); }
+
+  expected<void> inject_fatal(const std::string& reason) override {
+    producer_->inject_fatal(reason);
+    return {};
+  }
+
  private:
   std::unique_ptr<detail::async_producer> producer_;
 };
 
 /// One transactional producer per owned partition. A worker thread of the journal runs the
 /// blocking transaction calls, so callers (actors) never block.
-class transactional_journal final : public kafka_journal_base {
+class transactional_journal final : public kafka_journal_base, public partition_writer {
  public:
   transactional_journal(const kafka_config& cfg, std::string topic, std::int32_t partitions,
                         std::unique_ptr<detail::partition_reader> reader)
@@ -145,8 +158,8 @@ class transactional_journal final : public kafka_journal_base {
     cv_.notify_all();
     if (worker_.joinable())
       worker_.join();
-    for (auto& j : jobs_)
-      j.cb(error{errc::closed, "journal closed"});
+    for (auto& j : jobs_) // never produced
+      j.cb(append_result{error{errc::closed, "journal closed"}, event_outcome::not_written});
   }
 
   /// Creates the producers of the owned partitions and fences older owners.
@@ -169,6 +182,8 @@ class transactional_journal final : public kafka_journal_base {
       std::string err;
       if ((*conf)->set("dr_cb", &pt.dr, err) != RdKafka::Conf::CONF_OK)
         return error{errc::invalid_argument, err};
+      if (auto ok = detail::set_events(**conf, pt.events); !ok)
+        return ok;
       pt.producer.reset(RdKafka::Producer::create(conf->get(), err));
       if (!pt.producer)
         return error{errc::kafka_error, "cannot create producer: " + err};
@@ -184,21 +199,63 @@ class transactional_journal final : public kafka_journal_base {
     auto recs = encode_batch(batch, topic_, partitions_, limits_);
     if (!recs)
       return cb(append_result{std::move(recs).error(), event_outcome::not_written});
-    for (auto& r : *recs)
-      if (!parts_.count(r.partition.value()))
+    enqueue(std::move(*recs), std::move(cb));
+  }
+
+  void write(partition_id p, std::vector<record> recs, append_callback cb) override {
+    for (auto& r : recs)
+      if (r.partition != p)
+        return cb(append_result{error{errc::invalid_argument, "a record of " + r.topic + " for partition " +
+                                                                  std::to_string(p.value()) + " has another partition"},
+                                event_outcome::not_written});
+    enqueue(std::move(recs), std::move(cb));
+  }
+
+  bool fenced(partition_id p) const noexcept override {
+    auto i = parts_.find(p.value());
+    return i != parts_.end() && i->second.fenced.load();
+  }
+
+  bool healthy() const noexcept override {
+    for (auto& [p, pt] : parts_)
+      if (pt.events.fatal() && !pt.fenced.load())
+        return false;
+    return true;
+  }
+
+  expected<void> inject_fatal(const std::string&) override {
+    return error{errc::invalid_argument, "fatal errors are injected into idempotent journals only"};
+  }
+
+ private:
+  void enqueue(std::vector<record> recs, append_callback cb) {
+    for (auto& r : recs) {
+      auto i = parts_.find(r.partition.value());
+      if (i == parts_.end())
         return cb(append_result{error{errc::invalid_argument, "partition " + std::to_string(r.partition.value()) +
                                                                   " of " + topic_ + " is not owned by this journal"},
                                 event_outcome::not_written});
+      if (i->second.fenced.load())
+        return cb(append_result{*fenced_error(r.partition.value()), event_outcome::not_written});
+    }
     {
       std::lock_guard guard{mtx_};
       if (stop_)
         return cb(append_result{error{errc::closed, "journal closed"}, event_outcome::not_written});
-      jobs_.push_back({std::move(*recs), std::move(cb)});
+      jobs_.push_back({std::move(recs), std::move(cb)});
     }
     cv_.notify_one();
   }
 
- private:
+  std::optional<error> fenced_error(std::int32_t p) const {
+    return error{errc::fenced, "partition " + std::to_string(p) + " of " + topic_ + " was fenced by a newer owner"};
+  }
+
+  bool stopping() {
+    std::lock_guard guard{mtx_};
+    return stop_;
+  }
+
   struct job {
     std::vector<record> recs;
     append_callback cb;
@@ -223,8 +280,11 @@ class transactional_journal final : public kafka_journal_base {
   struct part {
     std::string txid;
     tx_dr dr;
+    detail::client_events events{"transactional producer"};
     std::unique_ptr<RdKafka::Producer> producer;
-    std::optional<error> dead; // fenced or fatal: the partition takes no more writes
+    std::optional<error> dead;        // fenced or fatal: the partition takes no more writes
+    std::atomic<bool> fenced{false};  // dead because fenced (read by other threads)
+    bool commit_pending = false;      // a commit gave up at its deadline and must be finished
   };
 
   int timeout_ms() const { return static_cast<int>(cfg_.request_timeout.count()); }
@@ -285,13 +345,13 @@ class transactional_journal final : public kafka_journal_base {
   error abandon(std::int32_t p, part& pt, error e) {
     if (e.code == errc::fenced || e.code == errc::fatal) {
       persistence_log().error("partition {} of {} stops writing: {}", p, topic_, e.to_string());
-      pt.dead = e;
+      kill(pt, e);
     } else {
       std::unique_ptr<RdKafka::Error> a{pt.producer->abort_transaction(timeout_ms())};
       if (a) {
         auto ae = from_kafka(*a, "abort_transaction of " + pt.txid);
         if (ae.code == errc::fenced || ae.code == errc::fatal)
-          pt.dead = ae;
+          kill(pt, ae);
       }
     }
     pt.producer->poll(0);
@@ -299,11 +359,28 @@ class transactional_journal final : public kafka_journal_base {
     return e;
   }
 
+  // Stops the partition for good. A fenced producer reports a fatal error whose cause is
+  // ERR__FENCED; the partition is then fenced, whichever call noticed it first.
+  void kill(part& pt, error e) {
+    std::string reason;
+    if (e.code == errc::fenced || pt.producer->fatal_error(reason) == RdKafka::ERR__FENCED) {
+      e.code = make_error_code(errc::fenced);
+      pt.fenced = true;
+    }
+    pt.dead = std::move(e);
+  }
+
   expected<void> start_partition(std::int32_t p, const std::vector<record>& recs,
                                  const std::vector<std::size_t>& idx, std::vector<position>& out) {
     auto& pt = parts_.at(p);
+    if (!pt.dead && pt.events.fatal())
+      kill(pt, error{errc::fatal, "the producer of " + pt.txid + " failed fatally"});
     if (pt.dead)
       return *pt.dead;
+    if (pt.commit_pending) {
+      if (auto ok = commit_within_deadline(p, pt); !ok)
+        return ok; // this batch was not produced: not written
+    }
     pt.dr.out = &out;
     pt.dr.err.reset();
     std::unique_ptr<RdKafka::Error> e{pt.producer->begin_transaction()};
@@ -312,7 +389,7 @@ class transactional_journal final : public kafka_journal_base {
     for (auto i : idx) {
       auto err = detail::produce(*pt.producer, recs[i], reinterpret_cast<void*>(static_cast<std::uintptr_t>(i)));
       if (err != RdKafka::ERR_NO_ERROR)
-        return abandon(p, pt, from_kafka(err, "produce to " + topic_ + "/" + std::to_string(p)));
+        return abandon(p, pt, from_kafka(err, "produce to " + recs[i].topic + "/" + std::to_string(p)));
     }
     return {};
   }
@@ -321,19 +398,40 @@ class transactional_journal final : public kafka_journal_base {
     auto& pt = parts_.at(p);
     if (cfg_.on_fault)
       cfg_.on_fault("journal.before_commit", p);
-    for (;;) {
-      std::unique_ptr<RdKafka::Error> e{pt.producer->commit_transaction(timeout_ms())};
-      if (!e)
-        break;
-      if (e->is_retriable() && !e->txn_requires_abort() && !e->is_fatal())
-        continue; // the commit may be retried: it is idempotent
-      return abandon(p, pt, from_kafka(*e, "commit_transaction of " + pt.txid));
-    }
+    if (auto ok = commit_within_deadline(p, pt); !ok)
+      return ok;
     pt.producer->poll(0);
     pt.dr.out = nullptr;
     if (pt.dr.err)
       return *pt.dr.err;
     return {};
+  }
+
+  // Commits the open transaction, retrying what may be retried (a commit is idempotent)
+  // until the delivery timeout or the journal's shutdown. Giving up leaves the commit
+  // pending (its outcome unknown): the partition's next write finishes it first.
+  expected<void> commit_within_deadline(std::int32_t p, part& pt) {
+    const auto deadline = std::chrono::steady_clock::now() + cfg_.delivery_timeout;
+    for (;;) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      const auto call = std::clamp<long>(left.count(), 1, timeout_ms());
+      std::unique_ptr<RdKafka::Error> e{pt.producer->commit_transaction(static_cast<int>(call))};
+      if (!e) {
+        pt.commit_pending = false;
+        return {};
+      }
+      if (!e->is_retriable() || e->txn_requires_abort() || e->is_fatal()) {
+        pt.commit_pending = false;
+        return abandon(p, pt, from_kafka(*e, "commit_transaction of " + pt.txid));
+      }
+      if (stopping() || std::chrono::steady_clock::now() >= deadline) {
+        pt.commit_pending = true;
+        pt.dr.out = nullptr;
+        return error{errc::timeout, "commit_transaction of " + pt.txid + " did not finish within " +
+                                        std::to_string(cfg_.delivery_timeout.count()) + " ms" +
+                                        (stopping() ? " (the journal is closing)" : "") + ": " + e->str()};
+      }
+    }
   }
 
   kafka_config cfg_;
@@ -347,10 +445,15 @@ class transactional_journal final : public kafka_journal_base {
 
 } // namespace
 
-expected<std::unique_ptr<journal>> make_kafka_journal(const kafka_config& cfg, std::string topic,
+expected<std::unique_ptr<journal>> make_kafka_journal(const kafka_config& given, std::string topic,
                                                       std::int32_t partitions, std::vector<partition_id> owned) {
   if (partitions <= 0)
     return error{errc::invalid_argument, "a journal needs at least one partition"};
+  auto limits = effective_limits(given, {topic});
+  if (!limits)
+    return std::move(limits).error();
+  auto cfg = given;
+  cfg.limits = *limits;
   const bool tx = cfg.mode == journal_mode::transactional;
   auto reader = detail::partition_reader::make(cfg, tx);
   if (!reader)
@@ -372,6 +475,17 @@ expected<std::unique_ptr<journal>> make_kafka_journal(const kafka_config& cfg, s
   if (auto ok = j->start(owned); !ok)
     return std::move(ok).error();
   return std::unique_ptr<journal>{std::move(j)};
+}
+
+std::shared_ptr<partition_writer> transactional_writer(const std::shared_ptr<journal>& j) {
+  return std::dynamic_pointer_cast<partition_writer>(j);
+}
+
+expected<void> inject_fatal_error(journal& j, const std::string& reason) {
+  auto* kj = dynamic_cast<kafka_journal_base*>(&j);
+  if (!kj)
+    return error{errc::invalid_argument, "not a Kafka journal"};
+  return kj->inject_fatal(reason);
 }
 
 } // namespace cafes

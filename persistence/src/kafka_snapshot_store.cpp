@@ -2,28 +2,48 @@
 #include <future>
 #include <map>
 
+#include "cafes/persistence/kafka_journal.hpp"
 #include "cafes/persistence/partitioner.hpp"
 #include "cafes/persistence/snapshot_store.hpp"
+#include "cafes/persistence/topics.hpp"
 #include "kafka_common.hpp"
 
 namespace cafes {
 
 namespace {
 
+/// Where the store's records go: an idempotent producer of its own, or the transactional
+/// producer of their partition (partition_writer), which fencing reaches.
+struct snapshot_sink {
+  std::unique_ptr<detail::async_producer> own;
+  std::shared_ptr<partition_writer> writer;
+
+  void send(record r, append_callback cb) const {
+    std::vector<record> recs;
+    const auto p = r.partition;
+    recs.push_back(std::move(r));
+    if (writer)
+      writer->write(p, std::move(recs), std::move(cb));
+    else
+      own->send(std::move(recs), std::move(cb));
+  }
+};
+
 class kafka_snapshot_store final : public snapshot_store {
  public:
-  kafka_snapshot_store(std::string topic, std::int32_t partitions, std::unique_ptr<detail::async_producer> p,
+  kafka_snapshot_store(std::string topic, std::int32_t partitions, codec_limits limits, snapshot_sink sink,
                        std::unique_ptr<detail::partition_reader> r)
-    : topic_(std::move(topic)), partitions_(partitions), producer_(std::move(p)), reader_(std::move(r)) {}
+    : topic_(std::move(topic)), partitions_(partitions), limits_(limits), sink_(std::move(sink)),
+      reader_(std::move(r)) {}
 
   void save(snapshot s, save_callback cb) override {
+    if (auto ok = check_snapshot(s, limits_); !ok)
+      return cb(std::move(ok).error());
     auto r = encode_snapshot(s, topic_);
     if (!r)
       return cb(std::move(r).error());
     r->partition = partition_for(r->key, partitions_);
-    std::vector<record> recs;
-    recs.push_back(std::move(*r));
-    producer_->send(std::move(recs), [cb = std::move(cb)](append_result res) {
+    sink_.send(std::move(*r), [cb = std::move(cb)](append_result res) {
       if (res.err)
         cb(std::move(*res.err));
       else
@@ -76,8 +96,7 @@ class kafka_snapshot_store final : public snapshot_store {
       return error{errc::invalid_argument, "bad checkpoint partition or offset"};
     std::promise<expected<std::vector<position>>> done;
     auto f = done.get_future();
-    producer_->send({encode_checkpoint(topic_, p, o)},
-                    [&done](append_result r) { done.set_value(r); });
+    sink_.send(encode_checkpoint(topic_, p, o), [&done](append_result r) { done.set_value(r); });
     auto r = f.get();
     if (!r)
       return std::move(r).error();
@@ -101,6 +120,7 @@ class kafka_snapshot_store final : public snapshot_store {
   }
 
   std::int32_t partitions() const noexcept override { return partitions_; }
+  codec_limits limits() const noexcept override { return limits_; }
 
  private:
   expected<void> read_partition(partition_id p, const std::function<void(record&&)>& f) {
@@ -113,7 +133,8 @@ class kafka_snapshot_store final : public snapshot_store {
 
   std::string topic_;
   std::int32_t partitions_;
-  std::unique_ptr<detail::async_producer> producer_;
+  codec_limits limits_;
+  snapshot_sink sink_;
   std::mutex read_mtx_;
   std::unique_ptr<detail::partition_reader> reader_;
 };
@@ -121,17 +142,26 @@ class kafka_snapshot_store final : public snapshot_store {
 } // namespace
 
 expected<std::unique_ptr<snapshot_store>> make_kafka_snapshot_store(const kafka_config& cfg, std::string topic,
-                                                                    std::int32_t partitions) {
+                                                                    std::int32_t partitions,
+                                                                    std::shared_ptr<partition_writer> writer) {
   if (partitions <= 0)
     return error{errc::invalid_argument, "a snapshot store needs at least one partition"};
-  auto producer = detail::async_producer::make(cfg);
-  if (!producer)
-    return std::move(producer).error();
+  auto limits = effective_limits(cfg, {topic});
+  if (!limits)
+    return std::move(limits).error();
+  snapshot_sink sink;
+  sink.writer = std::move(writer);
+  if (!sink.writer) {
+    auto producer = detail::async_producer::make(cfg);
+    if (!producer)
+      return std::move(producer).error();
+    sink.own = std::move(*producer);
+  }
   auto reader = detail::partition_reader::make(cfg, cfg.mode == journal_mode::transactional);
   if (!reader)
     return std::move(reader).error();
-  return std::unique_ptr<snapshot_store>{
-    std::make_unique<kafka_snapshot_store>(std::move(topic), partitions, std::move(*producer), std::move(*reader))};
+  return std::unique_ptr<snapshot_store>{std::make_unique<kafka_snapshot_store>(
+    std::move(topic), partitions, *limits, std::move(sink), std::move(*reader))};
 }
 
 } // namespace cafes

@@ -86,6 +86,28 @@ expected<record> encode_snapshot(const snapshot& s, std::string topic) {
   return packed_record(std::move(topic), s.id.str(), v);
 }
 
+std::size_t snapshot_record_bytes(const snapshot& s) {
+  // The value without the state's bytes, packed for real (it is small), plus the state and
+  // the growth of its bin header beyond the empty one (bin8: 2 bytes, bin16: 3, bin32: 5).
+  snapshot_value v{snapshot_format_version, s.id.str(), s.seq.value(), s.journal_offset.value(),
+                   s.state_type, s.state_version, msgpack::type::raw_ref{nullptr, 0}};
+  msgpack::sbuffer buf;
+  msgpack::pack(buf, v);
+  const auto n = s.state.size();
+  const std::size_t bin_header = n < (1u << 8) ? 2 : n < (1u << 16) ? 3 : 5;
+  return s.id.str().size() + hdr::content_type.size() + msgpack_content_type.size() + buf.size() + n +
+         (bin_header - 2);
+}
+
+expected<void> check_snapshot(const snapshot& s, const codec_limits& limits) {
+  const auto size = snapshot_record_bytes(s);
+  if (size > limits.max_event_bytes)
+    return error{errc::state_too_large, "the snapshot of '" + s.id.str() + "' (state '" + s.state_type + "') takes " +
+                                            std::to_string(size) + " bytes; the limit is " +
+                                            std::to_string(limits.max_event_bytes)};
+  return {};
+}
+
 expected<snapshot> decode_snapshot(const record& r) {
   return with_unpacked<snapshot_value>(r, "snapshot", [&](snapshot_value& v) -> expected<snapshot> {
     if (v.id != r.key)
@@ -128,10 +150,12 @@ namespace {
 
 class memory_snapshot_store final : public snapshot_store {
  public:
-  explicit memory_snapshot_store(std::int32_t partitions)
-    : snaps_(static_cast<std::size_t>(partitions)), checkpoints_(static_cast<std::size_t>(partitions)) {}
+  memory_snapshot_store(std::int32_t partitions, codec_limits limits)
+    : limits_(limits), snaps_(static_cast<std::size_t>(partitions)), checkpoints_(static_cast<std::size_t>(partitions)) {}
 
   void save(snapshot s, save_callback cb) override {
+    if (auto ok = check_snapshot(s, limits_); !ok)
+      return cb(std::move(ok).error());
     auto r = encode_snapshot(s, "memory");
     if (!r)
       return cb(std::move(r).error());
@@ -183,8 +207,10 @@ class memory_snapshot_store final : public snapshot_store {
   }
 
   std::int32_t partitions() const noexcept override { return static_cast<std::int32_t>(snaps_.size()); }
+  codec_limits limits() const noexcept override { return limits_; }
 
  private:
+  codec_limits limits_;
   std::mutex mtx_;
   std::vector<std::map<std::string, snapshot>> snaps_;
   std::vector<std::optional<offset>> checkpoints_;
@@ -192,8 +218,8 @@ class memory_snapshot_store final : public snapshot_store {
 
 } // namespace
 
-std::unique_ptr<snapshot_store> make_memory_snapshot_store(std::int32_t partitions) {
-  return std::make_unique<memory_snapshot_store>(partitions);
+std::unique_ptr<snapshot_store> make_memory_snapshot_store(std::int32_t partitions, codec_limits limits) {
+  return std::make_unique<memory_snapshot_store>(partitions, limits);
 }
 
 } // namespace cafes

@@ -60,7 +60,8 @@ expected<rd_kafka_event_t*> wait_result(rd_kafka_queue_t* q, int timeout_ms, con
   return ev;
 }
 
-expected<std::string> cleanup_policy_of(rd_kafka_t* rk, const std::string& topic, int timeout_ms) {
+/// Returns the value of topic config `key` of `topic` as the brokers describe it ("" if none).
+expected<std::string> topic_config(rd_kafka_t* rk, const std::string& topic, std::string_view key, int timeout_ms) {
   auto* q = rd_kafka_queue_new(rk);
   auto* res = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic.c_str());
   auto* opts = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS);
@@ -73,7 +74,7 @@ expected<std::string> cleanup_policy_of(rd_kafka_t* rk, const std::string& topic
     rd_kafka_queue_destroy(q);
     return std::move(ev).error();
   }
-  std::string policy;
+  std::string value;
   std::optional<error> err;
   size_t n = 0;
   auto* result = rd_kafka_event_DescribeConfigs_result(*ev);
@@ -86,15 +87,14 @@ expected<std::string> cleanup_policy_of(rd_kafka_t* rk, const std::string& topic
     size_t cn = 0;
     auto** entries = rd_kafka_ConfigResource_configs(resources[i], &cn);
     for (size_t k = 0; k < cn; ++k)
-      if (std::string_view{rd_kafka_ConfigEntry_name(entries[k])} == "cleanup.policy" &&
-          rd_kafka_ConfigEntry_value(entries[k]))
-        policy = rd_kafka_ConfigEntry_value(entries[k]);
+      if (std::string_view{rd_kafka_ConfigEntry_name(entries[k])} == key && rd_kafka_ConfigEntry_value(entries[k]))
+        value = rd_kafka_ConfigEntry_value(entries[k]);
   }
   rd_kafka_event_destroy(*ev);
   rd_kafka_queue_destroy(q);
   if (err)
     return std::move(*err);
-  return policy;
+  return value;
 }
 
 expected<void> create(rd_kafka_t* rk, const std::vector<topic_spec>& specs, int timeout_ms) {
@@ -181,6 +181,31 @@ expected<void> ensure_embedded(embedded_cluster& mc, const std::vector<topic_spe
   return {};
 }
 
+/// Returns a client for admin calls.
+expected<std::unique_ptr<RdKafka::Producer>> admin_client(const kafka_config& cfg) {
+  auto conf = detail::make_conf(cfg, {});
+  if (!conf)
+    return std::move(conf).error();
+  std::string err;
+  std::unique_ptr<RdKafka::Producer> admin{RdKafka::Producer::create(conf->get(), err)};
+  if (!admin)
+    return error{errc::kafka_error, "cannot create admin client: " + err};
+  return admin;
+}
+
+/// Returns `limit` less the framing reserve, or invalid_argument if nothing would fit.
+expected<std::size_t> less_framing(const std::string& what, const std::string& value) {
+  std::size_t limit = 0;
+  try {
+    limit = std::stoul(value);
+  } catch (const std::exception&) {
+    return error{errc::invalid_argument, what + " is '" + value + "', not a number"};
+  }
+  if (limit <= record_framing_bytes)
+    return error{errc::invalid_argument, what + " = " + value + " leaves no room for an event"};
+  return limit - record_framing_bytes;
+}
+
 } // namespace
 
 std::vector<topic_spec> aggregate_topics(std::string_view ns, std::string_view aggregate, std::int32_t partitions,
@@ -193,18 +218,45 @@ std::vector<topic_spec> aggregate_topics(std::string_view ns, std::string_view a
   };
 }
 
+expected<codec_limits> effective_limits(const kafka_config& cfg, const std::vector<std::string>& topics) {
+  auto conf = detail::make_conf(cfg, {});
+  if (!conf)
+    return std::move(conf).error();
+  codec_limits out = cfg.limits;
+  std::string producer_max;
+  if ((*conf)->get("message.max.bytes", producer_max) != RdKafka::Conf::CONF_OK)
+    return error{errc::kafka_error, "the producer has no message.max.bytes"};
+  auto by_producer = less_framing("the producer's message.max.bytes", producer_max);
+  if (!by_producer)
+    return std::move(by_producer).error();
+  out.max_event_bytes = std::min(out.max_event_bytes, *by_producer);
+  if (cfg.embedded || topics.empty())
+    return out; // the mock cluster describes no topic configs
+  auto admin = admin_client(cfg);
+  if (!admin)
+    return std::move(admin).error();
+  for (auto& t : topics) {
+    auto v = topic_config((*admin)->c_ptr(), t, "max.message.bytes", static_cast<int>(cfg.request_timeout.count()));
+    if (!v)
+      return std::move(v).error();
+    if (v->empty())
+      continue;
+    auto by_topic = less_framing("max.message.bytes of " + t, *v);
+    if (!by_topic)
+      return std::move(by_topic).error();
+    out.max_event_bytes = std::min(out.max_event_bytes, *by_topic);
+  }
+  return out;
+}
+
 expected<void> ensure_topics(const kafka_config& cfg, const std::vector<topic_spec>& specs) {
   for (auto& s : specs)
     if (auto ok = check_spec(s); !ok)
       return ok;
-  auto conf = detail::make_conf(cfg, {});
-  if (!conf)
-    return std::move(conf).error();
-  std::string err;
-  std::unique_ptr<RdKafka::Producer> admin{RdKafka::Producer::create(conf->get(), err)};
+  auto admin = admin_client(cfg);
   if (!admin)
-    return error{errc::kafka_error, "cannot create admin client: " + err};
-  rd_kafka_t* rk = admin->c_ptr();
+    return std::move(admin).error();
+  rd_kafka_t* rk = (*admin)->c_ptr();
   const int tmo = static_cast<int>(cfg.request_timeout.count());
   auto found = describe(rk, tmo);
   if (!found)
@@ -222,7 +274,7 @@ expected<void> ensure_topics(const kafka_config& cfg, const std::vector<topic_sp
       return mismatch(s, "partitions", std::to_string(s.partitions), std::to_string(i->second.partitions));
     if (i->second.replication != s.replication)
       return mismatch(s, "replication factor", std::to_string(s.replication), std::to_string(i->second.replication));
-    auto policy = cleanup_policy_of(rk, s.name, tmo);
+    auto policy = topic_config(rk, s.name, "cleanup.policy", tmo);
     if (!policy)
       return std::move(policy).error();
     if (*policy != s.cleanup_policy)

@@ -212,9 +212,9 @@ expected<void> node::host_impl(std::shared_ptr<const aggregate_ops> ops, host_op
   if (!j || !s) {
     if (d.cfg.storage == storage_kind::memory) {
       if (!j)
-        j = make_memory_journal(names.events, opts.partitions);
+        j = make_memory_journal(names.events, opts.partitions, d.kafka.limits);
       if (!s)
-        s = make_memory_snapshot_store(opts.partitions);
+        s = make_memory_snapshot_store(opts.partitions, d.kafka.limits);
     } else {
       auto specs = aggregate_topics(d.cfg.ns, name, opts.partitions, opts.replication);
       if (opts.min_insync_replicas > 0)
@@ -229,7 +229,9 @@ expected<void> node::host_impl(std::shared_ptr<const aggregate_ops> ops, host_op
         j = std::move(*kj);
       }
       if (!s) {
-        auto ks = make_kafka_snapshot_store(d.kafka, names.snapshots, opts.partitions);
+        // In transactional mode, snapshots and checkpoints go through the journal's
+        // transactional producers, so that fencing a partition fences them too.
+        auto ks = make_kafka_snapshot_store(d.kafka, names.snapshots, opts.partitions, transactional_writer(j));
         if (!ks)
           return std::move(ks).error();
         s = std::move(*ks);
@@ -242,7 +244,10 @@ expected<void> node::host_impl(std::shared_ptr<const aggregate_ops> ops, host_op
   hc.snapshots = s;
   hc.stats = std::make_shared<host_stats>();
   hc.node_name = d.cfg.node_name;
-  hc.limits = d.kafka.limits;
+  // Events and snapshots are checked against the smaller of the stores' limits, each of
+  // which is the smallest of the codec's, the producer's and the topic's.
+  hc.limits = j->limits();
+  hc.limits.max_event_bytes = std::min(hc.limits.max_event_bytes, s->limits().max_event_bytes);
   hc.batching = opts.batching;
   hc.snapshot_every = opts.snapshot_every;
   hc.max_replay = opts.max_replay;
@@ -314,6 +319,13 @@ std::shared_ptr<const host_stats> node::stats(std::string_view name) const {
 }
 
 bool node::durable() const noexcept { return impl_->cfg.storage == storage_kind::kafka && !impl_->embedded; }
+
+bool node::healthy() const noexcept {
+  for (auto& [name, t] : impl_->types)
+    if (!t.j->healthy())
+      return false;
+  return true;
+}
 
 const node_config& node::config() const noexcept { return impl_->cfg; }
 

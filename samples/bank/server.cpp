@@ -232,7 +232,11 @@ struct http_interface::impl {
       answer(res, transfer_json(*id, *t));
     });
     svr.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
-      answer(res, nlohmann::json{{"ready", true}, {"durable", node.durable()}});
+      // Not ready while a journal cannot write (a fatal producer being replaced).
+      const bool ready = node.healthy();
+      if (!ready)
+        res.status = 503;
+      answer(res, nlohmann::json{{"ready", ready}, {"durable", node.durable()}});
     });
     svr.Get("/stats", [this](const httplib::Request&, httplib::Response& res) { stats(res); });
   }

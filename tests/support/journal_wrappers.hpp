@@ -51,6 +51,9 @@ class wrapped_journal final : public journal {
   expected<offset> end_offset(partition_id p) override { return inner_->end_offset(p); }
   std::int32_t partitions() const noexcept override { return inner_->partitions(); }
   const std::string& topic() const noexcept override { return inner_->topic(); }
+  codec_limits limits() const noexcept override { return inner_->limits(); }
+  bool healthy() const noexcept override { return inner_->healthy(); }
+  bool fenced(partition_id p) const noexcept override { return inner_->fenced(p); }
 
   /// Returns the events read from partition p since the last reset.
   std::uint64_t events_read(std::int32_t p) {

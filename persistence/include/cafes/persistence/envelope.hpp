@@ -53,7 +53,14 @@ struct event_envelope {
   friend bool operator==(const event_envelope&, const event_envelope&) = default;
 };
 
-/// Limits that the codec enforces.
+/// What Kafka adds to a record's key, value and header bytes on the wire, at most: the
+/// record batch header (61 bytes), the record's own varints (36) and two varints per header.
+/// A record that fits message.max.bytes (producer) and max.message.bytes (topic) minus this
+/// reserve passes both, alone in its batch.
+inline constexpr std::size_t record_framing_bytes = 256;
+
+/// Limits that the codec enforces. `max_event_bytes` bounds an event's record (check_event)
+/// and a snapshot's record (check_snapshot) alike: key, value and header bytes.
 struct codec_limits {
   std::size_t max_event_bytes = default_max_event_bytes;
 };

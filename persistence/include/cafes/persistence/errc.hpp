@@ -18,6 +18,9 @@ enum class errc {
   invalid_aggregate_id,   ///< Empty, too long, or not valid UTF-8-free printable bytes.
   reserved_aggregate_id,  ///< The id starts with the reserved prefix "__cafes".
   event_too_large,        ///< An encoded event exceeds the configured maximum.
+  state_too_large,        ///< A state's snapshot record would exceed the same maximum: the
+                          ///< command that leads to it is refused at decide time, so that
+                          ///< every state can be snapshotted and recovery stays bounded.
   // Decoding.
   malformed_record = 20,  ///< The value is not a msgpack map of the expected shape.
   missing_header,         ///< A required CloudEvents header is absent.

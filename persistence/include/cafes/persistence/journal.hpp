@@ -100,6 +100,19 @@ class journal {
   /// Returns the journal's topic name.
   virtual const std::string& topic() const noexcept = 0;
 
+  /// Returns the limits append() enforces: check each event against them before batching,
+  /// so that an event too large fails only its own command.
+  virtual codec_limits limits() const noexcept { return {}; }
+
+  /// Returns false while the journal cannot write (its producer failed fatally and is not
+  /// replaced yet); a node reports itself not ready meanwhile.
+  virtual bool healthy() const noexcept { return true; }
+
+  /// Returns true once partition `p` was fenced (a newer owner took it over). A fenced
+  /// partition takes no more writes, of events, snapshots or checkpoints: each fails with
+  /// errc::fenced. Its owner must stop serving it and answer not_owner.
+  virtual bool fenced(partition_id) const noexcept { return false; }
+
   /// Appends and waits for the outcome (for tools and tests; actors use append()).
   expected<std::vector<position>> append_sync(std::vector<event_envelope> batch);
 };

@@ -35,6 +35,15 @@ expected<record> encode_snapshot(const snapshot& s, std::string topic);
 /// Decodes a snapshot record; malformed_record or unsupported_version on bad input.
 expected<snapshot> decode_snapshot(const record& r);
 
+/// Returns the size that encode_snapshot's record of `s` takes (key, value and headers),
+/// without encoding it.
+std::size_t snapshot_record_bytes(const snapshot& s);
+/// Checks that the snapshot of a state fits `limits` (the events' limit: snapshots go to a
+/// topic with the same size rules); state_too_large otherwise. The aggregate actor calls it
+/// at decide time with the new state, so that a state too large to snapshot is refused with
+/// the command that would create it, instead of freezing its partition's checkpoint.
+expected<void> check_snapshot(const snapshot& s, const codec_limits& limits);
+
 /// Encodes the checkpoint of partition `p` as a record of `topic` under checkpoint_key.
 record encode_checkpoint(std::string topic, partition_id p, offset o);
 /// Decodes a checkpoint record; malformed_record or unsupported_version on bad input.
@@ -68,16 +77,28 @@ class snapshot_store {
 
   virtual std::int32_t partitions() const noexcept = 0;
 
+  /// Returns the limits its snapshots must fit (check_snapshot); save() refuses larger ones
+  /// with state_too_large.
+  virtual codec_limits limits() const noexcept { return {}; }
+
   /// Saves and waits for the outcome.
   expected<void> save_sync(snapshot s);
 };
 
 /// Creates an in-memory snapshot store.
-std::unique_ptr<snapshot_store> make_memory_snapshot_store(std::int32_t partitions);
+std::unique_ptr<snapshot_store> make_memory_snapshot_store(std::int32_t partitions, codec_limits limits = {});
 
-/// Opens the snapshot store on `topic` (which must exist with `partitions` partitions).
+class partition_writer;
+
+/// Opens the snapshot store on `topic` (which must exist with `partitions` partitions). Its
+/// limits are cfg.limits narrowed to what the producer and the topic accept
+/// (effective_limits). In transactional mode, pass the journal's partition_writer
+/// (transactional_writer): snapshots and checkpoints of partition p are then written in
+/// transactions of partition p's producer, so that fencing the partition fences them too.
+/// Without one, they go through an idempotent producer of the store's own.
 expected<std::unique_ptr<snapshot_store>> make_kafka_snapshot_store(const kafka_config& cfg,
                                                                     std::string topic,
-                                                                    std::int32_t partitions);
+                                                                    std::int32_t partitions,
+                                                                    std::shared_ptr<partition_writer> writer = {});
 
 } // namespace cafes

@@ -29,4 +29,10 @@ std::vector<topic_spec> aggregate_topics(std::string_view ns, std::string_view a
 /// naming the topic, the setting, the wanted and the found value.
 expected<void> ensure_topics(const kafka_config& cfg, const std::vector<topic_spec>& specs);
 
+/// Returns cfg.limits narrowed to what every stage accepts: the producer's message.max.bytes
+/// and the max.message.bytes of each topic in `topics` (as the brokers describe them; the
+/// embedded cluster has none), each less record_framing_bytes. An event or snapshot within
+/// them is never refused for its size by the producer or a broker.
+expected<codec_limits> effective_limits(const kafka_config& cfg, const std::vector<std::string>& topics);
+
 } // namespace cafes

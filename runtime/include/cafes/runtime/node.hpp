@@ -143,6 +143,10 @@ class node {
   /// Returns whether the node runs on the embedded mock cluster or memory (nothing durable).
   bool durable() const noexcept;
 
+  /// Returns false while a journal of the node cannot write (its producer failed fatally and
+  /// is not replaced yet): the node is then not ready.
+  bool healthy() const noexcept;
+
   const node_config& config() const noexcept;
   caf::actor_system& system();
 
