@@ -191,6 +191,8 @@ void on_persisted(self_ptr self, std::uint64_t gen, persist_res& r) {
   auto& st = self->state;
   if (gen != st.generation)
     return;
+  if (r.err && *r.err == errc::fenced)
+    r.err = cafes::error{actor_errc::not_owner, r.err->to_string()}; // another node owns the partition now
   if (r.err) {
     if (r.outcome == event_outcome::not_written) {
       // Refused before anything was written (overloaded, too large, …): the state is
@@ -198,8 +200,10 @@ void on_persisted(self_ptr self, std::uint64_t gen, persist_res& r) {
       fail_in_flight(self, *r.err);
       self->send(st.ctx->journal_actor, unpoison_msg{st.id.str()});
     } else {
-      fail_in_flight(self, cafes::error{actor_errc::persist_failed, r.err->message.empty() ? r.err->to_string()
-                                                                                          : r.err->message});
+      fail_in_flight(self, *r.err == actor_errc::not_owner
+                             ? *r.err
+                             : cafes::error{actor_errc::persist_failed,
+                                            r.err->message.empty() ? r.err->to_string() : r.err->message});
       st.needs_catch_up = true;
       catch_up(self);
     }
@@ -228,6 +232,18 @@ void on_persisted(self_ptr self, std::uint64_t gen, persist_res& r) {
   if (st.ctx->cfg.snapshot_every > 0 && st.since_snapshot >= st.ctx->cfg.snapshot_every)
     take_snapshot(self);
   pump(self);
+}
+
+// Returns why `state` cannot be snapshotted (too large, or not encodable), if it cannot.
+std::optional<cafes::error> check_state(const host_context& ctx, const aggregate_id& id, std::uint64_t seq,
+                                        const std::any& state) {
+  auto enc = ctx.cfg.ops->encode_state(state);
+  if (!enc)
+    return enc.error();
+  snapshot s{id, seq_nr{seq}, offset{0}, std::move(enc->type), enc->version, std::move(enc->bytes)};
+  if (auto ok = check_snapshot(s, ctx.cfg.limits); !ok)
+    return ok.error();
+  return std::nullopt;
 }
 
 // Answers a command that writes nothing: at once, or after the persists before it, so that
@@ -291,6 +307,14 @@ void pump(self_ptr self) {
       }
       envs.push_back(std::move(e));
     }
+    // The state after these events must still fit a snapshot: one that cannot be snapshotted
+    // would hold its partition's checkpoint back for good, and recovery would be unbounded.
+    std::any next = base;
+    if (!bad) {
+      for (auto& ev : d.events)
+        ctx.cfg.ops->apply(next, ev);
+      bad = check_state(ctx, st.id, seq, next);
+    }
     if (bad) {
       if (ctx.cfg.stats)
         ++ctx.cfg.stats->rejections;
@@ -298,12 +322,8 @@ void pump(self_ptr self) {
       continue;
     }
     st.next_seq = seq;
-    if (pipelining) {
-      if (!st.speculative.has_value())
-        st.speculative = st.durable;
-      for (auto& ev : d.events)
-        ctx.cfg.ops->apply(st.speculative, ev);
-    }
+    if (pipelining)
+      st.speculative = std::move(next);
     st.flight.push_back(in_flight{w.rp, std::move(d.reply), std::move(d.events), false, std::nullopt});
     auto gen = st.generation;
     self->request(ctx.journal_actor, caf::infinite, persist_req{std::move(envs)})

@@ -89,11 +89,23 @@ void on_persisted(partition_state& st, const persisted_msg& m) {
   st.end = std::max(st.end, m.last.value() + 1);
 }
 
+// Whether the partition holds new commands back: its stored checkpoint lags the end by
+// max_replay, so a recovery now would read that many events. They are served again once a
+// checkpoint closer to the end is stored. This makes the replay bound hard: max_replay plus
+// what the commands already routed write, whatever the snapshots' latency.
+bool throttled(const partition_state& st) {
+  const auto max_replay = static_cast<std::int64_t>(st.ctx->cfg.max_replay);
+  return st.ready && !st.failure && max_replay > 0 && st.end - st.stored_checkpoint >= max_replay;
+}
+
+void serve_stash(self_ptr self);
+
 void maybe_store_checkpoint(self_ptr self) {
   auto& st = self->state;
   const auto c = checkpoint(st);
   const auto step = std::max<std::int64_t>(1, static_cast<std::int64_t>(st.ctx->cfg.max_replay / 8));
-  if (st.checkpoint_in_flight || c <= st.stored_checkpoint || (c - st.stored_checkpoint < step && !st.holders.empty()))
+  if (st.checkpoint_in_flight || c <= st.stored_checkpoint ||
+      (c - st.stored_checkpoint < step && !st.holders.empty() && !throttled(st)))
     return;
   st.checkpoint_in_flight = true;
   self->request(st.io, caf::infinite, checkpt_atom::value, offset{c})
@@ -103,12 +115,16 @@ void maybe_store_checkpoint(self_ptr self) {
       if (r.err) {
         actors_log().warn("checkpoint of {}/{} not stored: {}", s.ctx->cfg.journal->topic(), s.p.value(),
                           r.err->to_string());
+        if (throttled(s)) // commands wait for it: try again soon
+          self->delayed_send(self, std::chrono::milliseconds{500}, checkpt_atom::value);
         return;
       }
       s.stored_checkpoint = std::max(s.stored_checkpoint, r.off.value());
       if (s.ctx->cfg.stats)
         ++s.ctx->cfg.stats->checkpoints_written;
       maybe_store_checkpoint(self);
+      if (!throttled(s) && !s.stash.empty())
+        serve_stash(self);
     });
 }
 
@@ -168,6 +184,13 @@ void evict(self_ptr self) {
 
 void activate(self_ptr self, command_msg& m, caf::response_promise& rp) {
   auto& st = self->state;
+  if (!st.failure && st.ctx->cfg.journal->fenced(st.p)) {
+    // A newer owner took the partition over: this node never writes to it again.
+    actors_log().warn("partition {}/{} is fenced: its commands get not_owner", st.ctx->cfg.journal->topic(),
+                      st.p.value());
+    st.failure = cafes::error{actor_errc::not_owner, "partition " + std::to_string(st.p.value()) + " of " +
+                                                         st.ctx->cfg.journal->topic() + " is owned by another node"};
+  }
   if (st.failure) {
     rp.deliver(command_reply{*st.failure, {}});
     return;
@@ -213,6 +236,7 @@ void finish_recovery(self_ptr self) {
   actors_log().debug("partition {}/{} ready: {} aggregates, checkpoint {}, end {}", st.ctx->cfg.journal->topic(),
                     st.p.value(), st.cold.size(), checkpoint(st), st.end);
   keep_bounded(self);
+  maybe_store_checkpoint(self); // a replay from an older checkpoint than the snapshots allow
   serve_stash(self);
 }
 
@@ -349,14 +373,20 @@ caf::behavior partition_actor(self_ptr self, context_ptr ctx, partition_id p) {
     [=](command_msg& m) {
       auto& s = self->state;
       auto rp = self->make_response_promise();
-      if (!s.ready) {
+      if (!s.ready || throttled(s) || !s.stash.empty()) {
         if (s.stash.size() >= s.ctx->cfg.max_stash) {
-          rp.deliver(command_reply{cafes::error{actor_errc::overloaded, "partition " + std::to_string(s.p.value()) +
-                                                                            " is recovering and has " +
-                                                                            std::to_string(s.stash.size()) +
-                                                                            " commands waiting"},
+          rp.deliver(command_reply{cafes::error{actor_errc::overloaded,
+                                                "partition " + std::to_string(s.p.value()) +
+                                                  (s.ready ? " waits for its checkpoint" : " is recovering") +
+                                                  " and has " + std::to_string(s.stash.size()) + " commands waiting"},
                                    {}});
           return;
+        }
+        if (s.ready && s.stash.empty()) {
+          if (s.ctx->cfg.stats)
+            ++s.ctx->cfg.stats->throttles;
+          keep_bounded(self);
+          maybe_store_checkpoint(self);
         }
         s.stash.emplace_back(std::move(m), rp);
         return;
@@ -387,6 +417,7 @@ caf::behavior partition_actor(self_ptr self, context_ptr ctx, partition_id p) {
       keep_bounded(self);
       maybe_store_checkpoint(self);
     },
+    [=](checkpt_atom) { maybe_store_checkpoint(self); },
     [=](resolved_msg& m) {
       self->state.holds.erase(m.id);
       maybe_store_checkpoint(self);

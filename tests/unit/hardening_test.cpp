@@ -238,9 +238,11 @@ TEST_CASE("a batch that completes late holds the checkpoint below its events", "
   // Fails on the code before the fix: later batches completed first, their snapshots moved
   // the checkpoint past the late batch's deposit, and a restart lost it.
   one_partition st;
+  // Snapshots are asked for past 40 events; commands are held back past 80 (the held batch
+  // holds the checkpoint at 2), which these 63 events stay below.
   {
     node n{memory_config()};
-    REQUIRE(n.host<account>(st.options(20)));
+    REQUIRE(n.host<account>(st.options(80)));
     REQUIRE(n.wait_ready(scaled(std::chrono::seconds{10})));
     REQUIRE(n.ask<account>("a", open{"ann", 0}));
     REQUIRE(n.ask<account>("b", open{"bob", 0}));
@@ -256,11 +258,44 @@ TEST_CASE("a batch that completes late holds the checkpoint below its events", "
     st.gated->hold_if = nullptr;
   }
   node n{memory_config()};
-  REQUIRE(n.host<account>(st.options(20)));
+  REQUIRE(n.host<account>(st.options(80)));
   REQUIRE(n.wait_ready(scaled(std::chrono::seconds{10})));
   CHECK(n.ask<account>("a", get_balance{}).value() == 100);
   CHECK(n.ask<account>("a", deposit{5, "after"}).value() == 105);
   CHECK(seqs_of(*st.mem, "a") == std::vector<std::uint64_t>{1, 2, 3});
+}
+
+TEST_CASE("a partition holds commands back while its checkpoint lags max_replay behind", "[hardening]") {
+  // Fails on the code before the fix: commands went on while the checkpoint could not move,
+  // and a recovery would have read every one of their events.
+  one_partition st;
+  node n{memory_config()};
+  REQUIRE(n.host<account>(st.options(20)));
+  REQUIRE(n.wait_ready(scaled(std::chrono::seconds{10})));
+  REQUIRE(n.ask<account>("a", open{"ann", 0}));
+  REQUIRE(n.ask<account>("b", open{"bob", 0}));
+  st.gated->hold_if = [](auto& batch) { return has(batch, "a"); };
+  auto held = n.ask_async<account>("a", deposit{100, "held"}); // holds the checkpoint at 2
+  REQUIRE(eventually([&] { return st.gated->held() == 1; }));
+  // One deposit after another, until the partition holds one back.
+  std::vector<std::future<expected<std::int64_t>>> more;
+  auto throttled = [&] { return n.stats("account")->throttles >= 1; };
+  for (int i = 0; i < 40 && !throttled(); ++i) {
+    more.push_back(n.ask_async<account>("b", deposit{1, "b" + std::to_string(i)}));
+    REQUIRE(eventually([&] {
+      return throttled() || more.back().wait_for(std::chrono::seconds{0}) == std::future_status::ready;
+    }));
+  }
+  REQUIRE(throttled());
+  CHECK(n.stats("account")->events_persisted <= 2 + 20); // the bound: nothing else was in flight
+  CHECK(n.stats("account")->backlog == 0);               // the command waits in the partition
+  CHECK(more.back().wait_for(std::chrono::seconds{0}) != std::future_status::ready);
+  st.gated->hold_if = nullptr;
+  st.gated->release(); // the checkpoint moves on: the held command is served
+  REQUIRE(held.get());
+  for (auto& f : more)
+    REQUIRE(f.get());
+  CHECK(n.ask<account>("b", get_balance{}).value() == static_cast<std::int64_t>(more.size()));
 }
 
 TEST_CASE("each request of a batch gets its own outcome", "[hardening]") {

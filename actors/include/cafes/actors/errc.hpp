@@ -17,6 +17,7 @@ enum class actor_errc {
   recovery_failed,            ///< the partition could not recover (corruption, Kafka down)
   timeout,                    ///< no reply within the command's deadline
   shutting_down,              ///< the node is stopping
+  not_owner,                  ///< this node no longer owns the aggregate's partition (fenced)
 };
 
 /// Returns the category of cafes::actor_errc.
