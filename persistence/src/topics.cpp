@@ -230,7 +230,7 @@ expected<codec_limits> effective_limits(const kafka_config& cfg, const std::vect
   if (!by_producer)
     return std::move(by_producer).error();
   out.max_event_bytes = std::min(out.max_event_bytes, *by_producer);
-  if (cfg.embedded || topics.empty())
+  if (cfg.embedded || topics.empty() || !cfg.describe_topic_limits)
     return out; // the mock cluster describes no topic configs
   auto admin = admin_client(cfg);
   if (!admin)

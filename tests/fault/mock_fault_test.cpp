@@ -87,6 +87,7 @@ TEST_CASE("injected produce errors are all retried away, and every acknowledged 
   cfg.bootstrap = rd_kafka_mock_cluster_bootstraps(m.mc);
   cfg.delivery_timeout = scaled(std::chrono::milliseconds{30'000});
   cfg.extra["max.in.flight.requests.per.connection"] = "1"; // the mock answers a pipelined request late
+  cfg.describe_topic_limits = false;                         // the bare mock has no admin API
   auto made = make_kafka_journal(cfg, topic, 3);
   INFO((made ? std::string{} : made.error().to_string()));
   REQUIRE(made);

@@ -53,6 +53,10 @@ struct kafka_config {
   /// Extra librdkafka properties, applied last (they override cafes's choices).
   std::map<std::string, std::string> extra;
   codec_limits limits;
+  /// Whether the size limit also takes each topic's max.message.bytes, read through the admin
+  /// API. Off only for a cluster without one, such as a bare librdkafka mock (the embedded
+  /// cluster is known and skipped anyway).
+  bool describe_topic_limits = true;
   fault_hook on_fault;
 
   /// Returns the bootstrap servers to connect to (the embedded cluster's if set).
