@@ -48,6 +48,8 @@ class client_events final : public RdKafka::EventCb {
   /// Returns true once the client failed fatally: it must be replaced.
   /// (The handle's fatal_error() says which error, for example ERR__FENCED.)
   bool fatal() const noexcept { return fatal_.load(); }
+  /// Forgets a fatal error: the client was replaced.
+  void reset() noexcept { fatal_ = false; }
 
  private:
   std::string name_;

@@ -145,6 +145,8 @@ class idempotent_journal final : public kafka_journal_base {
 /// One transactional producer per owned partition. A worker thread of the journal runs the
 /// blocking transaction calls, so callers (actors) never block.
 class transactional_journal final : public kafka_journal_base, public partition_writer {
+  struct part;
+
  public:
   transactional_journal(const kafka_config& cfg, std::string topic, std::int32_t partitions,
                         std::unique_ptr<detail::partition_reader> reader)
@@ -158,8 +160,12 @@ class transactional_journal final : public kafka_journal_base, public partition_
     cv_.notify_all();
     if (worker_.joinable())
       worker_.join();
-    for (auto& j : jobs_) // never produced
-      j.cb(append_result{error{errc::closed, "journal closed"}, event_outcome::not_written});
+    for (auto& j : jobs_) { // never produced
+      if (j.settle >= 0)
+        j.settled(error{errc::closed, "journal closed"});
+      else
+        j.cb(append_result{error{errc::closed, "journal closed"}, event_outcome::not_written});
+    }
   }
 
   /// Creates the producers of the owned partitions and fences older owners.
@@ -168,31 +174,87 @@ class transactional_journal final : public kafka_journal_base, public partition_
     for (auto p : owned) {
       auto& pt = parts_[p.value()];
       pt.txid = prefix + "." + std::to_string(p.value());
-      auto conf = detail::make_conf(cfg_, {
-                                            {"enable.idempotence", "true"},
-                                            {"acks", "all"},
-                                            {"linger.ms", "1"},
-                                            {"transactional.id", pt.txid},
-                                            {"transaction.timeout.ms", std::to_string(std::max<long>(
-                                                                           60'000, 2 * cfg_.delivery_timeout.count()))},
-                                            {"message.timeout.ms", std::to_string(cfg_.delivery_timeout.count())},
-                                          });
-      if (!conf)
-        return std::move(conf).error();
-      std::string err;
-      if ((*conf)->set("dr_cb", &pt.dr, err) != RdKafka::Conf::CONF_OK)
-        return error{errc::invalid_argument, err};
-      if (auto ok = detail::set_events(**conf, pt.events); !ok)
+      if (auto ok = open_producer(pt); !ok)
         return ok;
-      pt.producer.reset(RdKafka::Producer::create(conf->get(), err));
-      if (!pt.producer)
-        return error{errc::kafka_error, "cannot create producer: " + err};
-      std::unique_ptr<RdKafka::Error> e{pt.producer->init_transactions(timeout_ms())};
-      if (e)
-        return from_kafka(*e, "init_transactions of " + pt.txid);
     }
     worker_ = std::thread{[this] { run(); }};
     return {};
+  }
+
+  // Creates the partition's producer and fences any older one with its transactional.id.
+  // init_transactions also finishes an older producer's pending transaction (commits or
+  // aborts it), so afterwards nothing of it can change any more.
+  expected<void> open_producer(part& pt) {
+    auto conf = detail::make_conf(cfg_, {
+                                          {"enable.idempotence", "true"},
+                                          {"acks", "all"},
+                                          {"linger.ms", "1"},
+                                          {"transactional.id", pt.txid},
+                                          {"transaction.timeout.ms", std::to_string(std::max<long>(
+                                                                         60'000, 2 * cfg_.delivery_timeout.count()))},
+                                          {"message.timeout.ms", std::to_string(cfg_.delivery_timeout.count())},
+                                        });
+    if (!conf)
+      return std::move(conf).error();
+    std::string err;
+    if ((*conf)->set("dr_cb", &pt.dr, err) != RdKafka::Conf::CONF_OK)
+      return error{errc::invalid_argument, err};
+    if (auto ok = detail::set_events(**conf, pt.events); !ok)
+      return ok;
+    if (pt.producer) // the old one failed fatally: what it still holds is given up
+      pt.producer->purge(RdKafka::Producer::PURGE_QUEUE | RdKafka::Producer::PURGE_INFLIGHT);
+    pt.producer.reset(RdKafka::Producer::create(conf->get(), err));
+    if (!pt.producer)
+      return error{errc::kafka_error, "cannot create producer: " + err};
+    pt.events.reset();
+    std::unique_ptr<RdKafka::Error> e{pt.producer->init_transactions(timeout_ms())};
+    if (e)
+      return from_kafka(*e, "init_transactions of " + pt.txid);
+    pt.dead.reset();
+    pt.commit_pending = false;
+    return {};
+  }
+
+  // Settles partition p on the worker thread: finishes a commit that gave up, or replaces a
+  // producer that failed fatally (not fenced). Afterwards no transaction of p is in doubt.
+  expected<void> settle_partition(std::int32_t p) {
+    auto& pt = parts_.at(p);
+    if (!pt.dead && pt.events.fatal())
+      kill(pt, error{errc::fatal, "the producer of " + pt.txid + " failed fatally"});
+    if (pt.dead && !pt.fenced) {
+      persistence_log().warn("partition {} of {}: replacing its failed producer ({})", p, topic_,
+                             pt.dead->to_string());
+      if (auto ok = open_producer(pt); !ok) {
+        if (ok.error() == errc::fenced)
+          kill(pt, ok.error());
+        return ok;
+      }
+    }
+    if (pt.dead)
+      return *pt.dead;
+    if (pt.commit_pending)
+      return commit_within_deadline(p, pt);
+    return {};
+  }
+
+  // The end offset, once no transaction of p is in doubt: a commit whose outcome was unknown
+  // is finished (or its producer replaced) on the worker thread first, so a catch-up up to
+  // here sees every event of it that will ever be visible.
+  expected<offset> barrier(partition_id p) override {
+    if (!parts_.count(p.value()))
+      return end_offset(p);
+    auto done = std::make_shared<std::promise<expected<void>>>();
+    auto f = done->get_future();
+    {
+      std::lock_guard guard{mtx_};
+      if (stop_)
+        return error{errc::closed, "journal closed"};
+      jobs_.push_back({{}, {}, p.value(), [done](expected<void> r) { done->set_value(std::move(r)); }});
+    }
+    cv_.notify_one();
+    if (auto ok = f.get(); !ok)
+      return std::move(ok).error();
+    return end_offset(p);
   }
 
   void append(std::vector<event_envelope> batch, append_callback cb) override {
@@ -242,7 +304,7 @@ class transactional_journal final : public kafka_journal_base, public partition_
       std::lock_guard guard{mtx_};
       if (stop_)
         return cb(append_result{error{errc::closed, "journal closed"}, event_outcome::not_written});
-      jobs_.push_back({std::move(recs), std::move(cb)});
+      jobs_.push_back({std::move(recs), std::move(cb), -1, {}});
     }
     cv_.notify_one();
   }
@@ -259,6 +321,8 @@ class transactional_journal final : public kafka_journal_base, public partition_
   struct job {
     std::vector<record> recs;
     append_callback cb;
+    std::int32_t settle = -1; // a barrier: settle this partition instead of writing
+    std::function<void(expected<void>)> settled;
   };
 
   /// Collects the delivery reports of one transaction (served on the worker thread).
@@ -300,7 +364,10 @@ class transactional_journal final : public kafka_journal_base, public partition_
         j = std::move(jobs_.front());
         jobs_.pop_front();
       }
-      j.cb(commit(j.recs));
+      if (j.settle >= 0)
+        j.settled(settle_partition(j.settle));
+      else
+        j.cb(commit(j.recs));
     }
   }
 
@@ -373,14 +440,8 @@ class transactional_journal final : public kafka_journal_base, public partition_
   expected<void> start_partition(std::int32_t p, const std::vector<record>& recs,
                                  const std::vector<std::size_t>& idx, std::vector<position>& out) {
     auto& pt = parts_.at(p);
-    if (!pt.dead && pt.events.fatal())
-      kill(pt, error{errc::fatal, "the producer of " + pt.txid + " failed fatally"});
-    if (pt.dead)
-      return *pt.dead;
-    if (pt.commit_pending) {
-      if (auto ok = commit_within_deadline(p, pt); !ok)
-        return ok; // this batch was not produced: not written
-    }
+    if (auto ok = settle_partition(p); !ok)
+      return ok; // this batch was not produced: not written
     pt.dr.out = &out;
     pt.dr.err.reset();
     std::unique_ptr<RdKafka::Error> e{pt.producer->begin_transaction()};
