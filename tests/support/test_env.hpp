@@ -7,6 +7,7 @@
 #include <fstream>
 #include <stdexcept>
 #include <string>
+#include <thread>
 
 #include <unistd.h>
 
@@ -28,6 +29,18 @@ inline double timeout_scale() {
 /// Returns `base` scaled by timeout_scale().
 inline std::chrono::milliseconds scaled(std::chrono::milliseconds base) {
   return std::chrono::milliseconds{static_cast<long>(static_cast<double>(base.count()) * timeout_scale())};
+}
+
+/// Polls `done` (a condition the code under test raises; never a fixed sleep) until it holds or a scaled deadline passes.
+template <class F>
+bool eventually(F done, std::chrono::milliseconds bound = std::chrono::seconds{10}) {
+  const auto deadline = std::chrono::steady_clock::now() + scaled(bound);
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > deadline)
+      return false;
+    std::this_thread::yield();
+  }
+  return true;
 }
 
 /// Returns the real broker's bootstrap servers: env CAFES_BOOTSTRAP, or the file named by

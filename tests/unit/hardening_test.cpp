@@ -16,6 +16,7 @@
 
 using namespace cafes;
 using namespace bank;
+using cafes::test::eventually;
 using cafes::test::scaled;
 
 namespace {
@@ -132,18 +133,6 @@ node_config memory_config() {
   c.threads = 2;
   c.command_timeout = scaled(std::chrono::seconds{10});
   return c;
-}
-
-/// Polls `done` until it holds or a scaled deadline passes.
-template <class F>
-bool eventually(F done, std::chrono::milliseconds bound = std::chrono::seconds{10}) {
-  const auto deadline = std::chrono::steady_clock::now() + scaled(bound);
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > deadline)
-      return false;
-    std::this_thread::yield();
-  }
-  return true;
 }
 
 bool has(const std::vector<event_envelope>& batch, std::string_view id) {
