@@ -152,6 +152,12 @@ node::node(node_config cfg) : impl_(std::make_unique<impl>()) {
   auto& d = *impl_;
   d.cfg = std::move(cfg);
   spdlog::set_level(spdlog::level::from_str(d.cfg.log_level));
+  if (d.cfg.storage == storage_kind::kafka && d.cfg.command_timeout <= d.cfg.delivery_timeout)
+    throw bad_expected_access(cafes::error{
+      errc::invalid_argument, "the command timeout (" + std::to_string(d.cfg.command_timeout.count()) +
+                                " ms) must be longer than the delivery timeout (" +
+                                std::to_string(d.cfg.delivery_timeout.count()) +
+                                " ms): otherwise a client sees timeout while its events may still land"});
   d.kafka.bootstrap = d.cfg.bootstrap;
   d.kafka.mode = d.cfg.mode;
   d.kafka.node_name = d.cfg.node_name;

@@ -453,3 +453,17 @@ TEST_CASE("a corrupt checkpoint falls back to a full replay, logged and counted"
   CHECK(n.stats("account")->corrupt_snapshots >= 1);
   CHECK(n.ask<account>("a", get_balance{}).value() == 50);
 }
+
+TEST_CASE("a command timeout not longer than the delivery timeout is refused at start", "[hardening]") {
+  // Fails on the code before the fix: the defaults themselves were 10 s against 30 s, so a
+  // client saw timeout while its events could still land.
+  node_config c;
+  c.log_level = "off";
+  CHECK(c.command_timeout > c.delivery_timeout); // the defaults are consistent
+  c.command_timeout = std::chrono::seconds{5};
+  c.delivery_timeout = std::chrono::seconds{10};
+  auto n = node::start(c);
+  REQUIRE_FALSE(n);
+  CHECK(n.error() == errc::invalid_argument);
+  CHECK_THAT(n.error().message, Catch::Contains("delivery timeout"));
+}

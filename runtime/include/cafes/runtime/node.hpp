@@ -39,8 +39,14 @@ struct node_config {
   storage_kind storage = storage_kind::kafka;
   int embedded_brokers = 3; ///< brokers of the embedded mock cluster
   std::size_t threads = 0;            ///< CAF scheduler threads; 0: the machine's cores
-  std::chrono::milliseconds command_timeout{10'000};
-  std::chrono::milliseconds delivery_timeout{30'000};
+  /// Bound on one command, from the client's side. On Kafka storage it must be longer than
+  /// the delivery timeout (checked at start), so that a command whose events may still land
+  /// is answered with its persist's own outcome rather than a client-side timeout. A command
+  /// that does time out (it waited behind others) may still have been applied.
+  std::chrono::milliseconds command_timeout{15'000};
+  /// Bound on one journal append: an event not acknowledged within it fails (outcome unknown).
+  std::chrono::milliseconds delivery_timeout{10'000};
+  /// Bound on metadata, admin, read and transaction calls.
   std::chrono::milliseconds request_timeout{10'000};
   std::string log_level = "info";
 
