@@ -22,7 +22,7 @@ struct batching_config {
   std::size_t max_batch_events = 2000;         ///< events per journal append
   std::size_t max_batch_bytes = 4 << 20;       ///< payload bytes per journal append
   std::size_t max_pending_events = 200'000;    ///< backlog beyond which persist fails with overloaded
-  /// Batches in flight at once. 1 is DESIGN.md's "send when none is in flight"; more keep the
+  /// Batches in flight at once. 1 is the classic group commit ("send when none is in flight"); more keep the
   /// producer's pipeline full. An aggregate never has more than one batch in flight.
   std::size_t max_in_flight = 4;
 };
