@@ -21,6 +21,7 @@ struct in_flight {
   std::vector<std::any> events; // empty: a reply that waits only for the persists before it
   bool done = false;
   std::optional<cafes::error> err; // a rejection that waits for the persists before it
+  std::uint64_t first_seq = 0;     // the seq of its first event (0: none)
 };
 
 struct aggregate_state {
@@ -187,13 +188,19 @@ void catch_up(self_ptr self) {
       });
 }
 
-void on_persisted(self_ptr self, std::uint64_t gen, persist_res& r) {
+void on_persisted(self_ptr self, std::uint64_t gen, std::uint64_t first_seq, persist_res& r) {
   auto& st = self->state;
   if (gen != st.generation)
     return;
   if (r.err && *r.err == errc::fenced)
     r.err = cafes::error{actor_errc::not_owner, r.err->to_string()}; // another node owns the partition now
   if (r.err) {
+    // A refusal (the journal's backlog bound) can overtake earlier persists of a pipelined
+    // aggregate that are still in flight. Failing those would leave their events, which may
+    // still land, out of the state: then the outcome is unknown as far as they go.
+    auto oldest = std::find_if(st.flight.begin(), st.flight.end(), [](auto& f) { return !f.done && !f.events.empty(); });
+    if (r.outcome == event_outcome::not_written && oldest != st.flight.end() && oldest->first_seq != first_seq)
+      r.outcome = event_outcome::unknown;
     if (r.outcome == event_outcome::not_written) {
       // Refused before anything was written (overloaded, too large, …): the state is
       // still exact. Fail what built on it, keep the error's cause, and go on.
@@ -253,7 +260,7 @@ void answer(self_ptr self, caf::response_promise& rp, std::optional<cafes::error
   if (st.flight.empty())
     rp.deliver(command_reply{std::move(err), std::move(reply)});
   else
-    st.flight.push_back(in_flight{rp, std::move(reply), {}, true, std::move(err)});
+    st.flight.push_back(in_flight{rp, std::move(reply), {}, true, std::move(err), 0});
 }
 
 void pump(self_ptr self) {
@@ -321,17 +328,19 @@ void pump(self_ptr self) {
       answer(self, w.rp, std::move(bad), {});
       continue;
     }
-    st.next_seq = seq;
     if (pipelining)
       st.speculative = std::move(next);
-    st.flight.push_back(in_flight{w.rp, std::move(d.reply), std::move(d.events), false, std::nullopt});
+    const auto first = st.next_seq + 1;
+    st.next_seq = seq;
+    st.flight.push_back(in_flight{w.rp, std::move(d.reply), std::move(d.events), false, std::nullopt, first});
     auto gen = st.generation;
     self->request(ctx.journal_actor, caf::infinite, persist_req{std::move(envs)})
-      .then([=](persist_res& r) { on_persisted(self, gen, r); },
+      .then([=](persist_res& r) { on_persisted(self, gen, first, r); },
             [=](caf::error& err) {
               persist_res r;
               r.err = cafes::error{actor_errc::persist_failed, self->system().render(err)};
-              on_persisted(self, gen, r);
+              r.outcome = event_outcome::unknown;
+              on_persisted(self, gen, first, r);
             });
   }
   if (st.passivate_asked && st.flight.empty() && st.stash.empty() && !unresolved(st))

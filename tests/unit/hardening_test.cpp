@@ -467,3 +467,48 @@ TEST_CASE("a command timeout not longer than the delivery timeout is refused at 
   CHECK(n.error() == errc::invalid_argument);
   CHECK_THAT(n.error().message, Catch::Contains("delivery timeout"));
 }
+
+TEST_CASE("a refusal that overtakes a pipelined aggregate's persists in flight never reuses their seqs",
+          "[hardening]") {
+  // Fails without the escalation in on_persisted: the refusal of the third command failed the
+  // first two as well, the aggregate forgot their events though they landed, and its next
+  // command wrote seq 1 again.
+  auto mem = std::shared_ptr<journal>(make_memory_journal("hard.counter.events", 1));
+  auto gated = std::make_shared<gated_journal>(mem);
+  node n{memory_config()};
+  host_options o;
+  o.partitions = 1;
+  o.journal = gated;
+  o.snapshots = make_memory_snapshot_store(1);
+  o.batching.max_in_flight = 1;
+  o.batching.max_pending_events = 1;
+  REQUIRE(n.host<counter>(o));
+  REQUIRE(n.wait_ready(scaled(std::chrono::seconds{10})));
+  gated->hold_if = [](auto&) { return true; };
+  auto first = n.ask_async<counter>("k", add{1});  // in flight, held
+  REQUIRE(eventually([&] { return gated->held() == 1; }));
+  auto second = n.ask_async<counter>("k", add{2}); // waits in the backlog
+  REQUIRE(eventually([&] { return n.stats("counter")->backlog == 1; }));
+  auto third = n.ask<counter>("k", add{3});        // beyond the bound: refused
+  REQUIRE_FALSE(third);
+  gated->hold_if = nullptr;
+  gated->release();
+  first.wait();
+  second.wait();
+  // Whatever the first two were answered, the state is the journal's fold, and the seqs
+  // stay 1, 2, 3, ... with no repeat.
+  auto after = n.ask<counter>("k", add{10});
+  REQUIRE(after);
+  const auto seqs = seqs_of(*mem, "k");
+  for (std::size_t i = 0; i < seqs.size(); ++i)
+    CHECK(seqs[i] == i + 1);
+  std::int64_t fold = 0;
+  for (std::int32_t p = 0; p < 1; ++p) {
+    auto c = mem->read(partition_id{p}, offset{0}, 100);
+    REQUIRE(c);
+    auto ops = make_ops<counter>();
+    for (auto& e : c->events)
+      fold += std::any_cast<added>(ops->decode_event(e).value()).n;
+  }
+  CHECK(*after == fold);
+}
