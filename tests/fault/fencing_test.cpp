@@ -1,5 +1,6 @@
 // Zombie fencing on the real broker: a new owner's init_transactions fences the old owner.
 #include <atomic>
+#include <future>
 #include <optional>
 #include <set>
 
@@ -100,4 +101,40 @@ TEST_CASE("broker: a second transactional owner fences the first, whose open tra
                        {"acc-1", 1}, {"acc-2", 1}, {"acc-1", 2}, {"acc-2", 2}});
   CHECK(aborted.count({"acc-1", 2}) == 1); // produced once each, never committed
   CHECK(aborted.count({"acc-2", 2}) == 1);
+}
+
+TEST_CASE("broker: a batch whose partitions fare differently reports each partition's own outcome",
+          "[fault][fencing][broker]") {
+  // Fails on the code before per-event outcomes: the batch failed as a whole, so the
+  // request of the partition that committed was failed although its events are durable.
+  auto cfg = broker_config(journal_mode::transactional);
+  auto t = provision(cfg, "partial", 2);
+  std::string on0, on1; // one aggregate id per partition
+  for (int i = 0; on0.empty() || on1.empty(); ++i) {
+    auto id = "acc-" + std::to_string(i);
+    (partition_for(id, 2).value() == 0 ? on0 : on1) = id;
+  }
+  // Partition 1 gets a new owner between the produce and its commit; partition 0 commits
+  // first (the journal commits its partitions in order).
+  std::optional<expected<std::unique_ptr<journal>>> successor;
+  auto zombie_cfg = cfg;
+  zombie_cfg.on_fault = [&](std::string_view point, std::int32_t p) {
+    if (point == "journal.before_commit" && p == 1 && !successor)
+      successor = make_kafka_journal(cfg, t.names.events, 2, {partition_id{1}});
+  };
+  auto zombie = make_kafka_journal(zombie_cfg, t.names.events, 2);
+  REQUIRE(zombie);
+  std::promise<append_result> done;
+  (*zombie)->append({by("zombie", on0, 1), by("zombie", on1, 1)}, [&](append_result r) { done.set_value(r); });
+  auto r = done.get_future().get();
+  REQUIRE(successor);
+  REQUIRE(*successor);
+  REQUIRE(r.err);                                             // something failed
+  CHECK(r.outcome(0) == event_outcome::durable);              // partition 0 committed
+  CHECK(r.outcome(1) != event_outcome::durable);              // partition 1 was fenced
+  CHECK(r.positions[0].partition == partition_id{0});
+  CHECK(r.positions[0].off.value() >= 0);
+  // A read_committed reader sees exactly that.
+  CHECK(read_partition(**zombie, partition_id{0}).events.size() == 1);
+  CHECK(read_partition(**zombie, partition_id{1}).events.empty());
 }
