@@ -51,6 +51,30 @@ struct counter {
   static void apply(state& s, const added& e) { s.value += e.n; }
 };
 
+/// A blob store whose state keeps every event's bytes: its state outgrows a snapshot long
+/// before any one event is too large.
+struct appended {
+  static constexpr std::string_view type_name = "blob.appended";
+  std::string bytes;
+  MSGPACK_DEFINE_MAP(bytes);
+};
+struct append_bytes {
+  std::size_t size = 0;
+};
+struct blob {
+  static constexpr std::string_view name = "blob";
+  struct state {
+    std::string bytes;
+    MSGPACK_DEFINE_MAP(bytes);
+  };
+  using commands = std::variant<append_bytes>;
+  using events = std::variant<appended>;
+  static decision<std::size_t> handle(const state& s, const append_bytes& c) {
+    return emit(appended{std::string(c.size, 'x')}).reply(s.bytes.size() + c.size);
+  }
+  static void apply(state& s, const appended& e) { s.bytes += e.bytes; }
+};
+
 /// A journal whose chosen appends are written at once but answered only when the test
 /// releases them (an append that completes late, after later ones), and which can refuse
 /// one aggregate's events of a batch before writing (a partial outcome).
@@ -511,4 +535,20 @@ TEST_CASE("a refusal that overtakes a pipelined aggregate's persists in flight n
       fold += std::any_cast<added>(ops->decode_event(e).value()).n;
   }
   CHECK(*after == fold);
+}
+
+TEST_CASE("a command whose new state could not be snapshotted is rejected with state_too_large", "[hardening]") {
+  // Fails on the code before the fix: the command was written, and the state never
+  // snapshotted again, holding its partition's checkpoint (and recovery) back for good.
+  node n{memory_config()};
+  REQUIRE(n.host<blob>({.partitions = 1}));
+  REQUIRE(n.wait_ready(scaled(std::chrono::seconds{10})));
+  const std::size_t part = 400 * 1024; // each event fits the 1 MiB limit
+  REQUIRE(n.ask<blob>("b", append_bytes{part}).value() == part);
+  REQUIRE(n.ask<blob>("b", append_bytes{part}).value() == 2 * part);
+  auto third = n.ask<blob>("b", append_bytes{part}); // 1.2 MiB of state
+  REQUIRE_FALSE(third);
+  CHECK(third.error() == errc::state_too_large);
+  CHECK(n.stats("blob")->events_persisted == 2);               // nothing of it was written
+  CHECK(n.ask<blob>("b", append_bytes{1}).value() == 2 * part + 1); // and the aggregate goes on
 }
