@@ -236,7 +236,7 @@ void on_persisted(self_ptr self, std::uint64_t gen, std::uint64_t first_seq, per
     st.ctx->cfg.stats->events_persisted += n;
   deliver_ready(self);
   st.since_snapshot += n;
-  if (st.ctx->cfg.snapshot_every > 0 && st.since_snapshot >= st.ctx->cfg.snapshot_every)
+  if (st.snapshot_wanted || (st.ctx->cfg.snapshot_every > 0 && st.since_snapshot >= st.ctx->cfg.snapshot_every))
     take_snapshot(self);
   pump(self);
 }
@@ -375,7 +375,12 @@ caf::behavior aggregate_actor(self_ptr self, context_ptr ctx, caf::actor partiti
       pump(self);
     },
     [=](snapshot_now_msg) {
-      if (self->state.since_snapshot > 0)
+      // The partition learns of a persist before its aggregate does: with one in flight, the
+      // snapshot waits for it, or it would miss the very event the partition asks about.
+      // Always answered, so that the partition may ask again later.
+      if (!self->state.flight.empty())
+        self->state.snapshot_wanted = true;
+      else
         take_snapshot(self);
     },
     [=](catchup_atom) { catch_up(self); },

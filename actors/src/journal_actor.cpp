@@ -109,6 +109,21 @@ void flush(self_ptr self) {
 // Answers each request of a finished batch with its own outcome. An aggregate's requests
 // after its first failed one build on it: they fail too, and if any of them (or the failed
 // one) may have landed, the aggregate must re-read the journal (outcome unknown).
+// Fails the waiting (not yet sent) requests of poisoned aggregates: their events must not be
+// written after a failed or refused request of the same aggregate, nor after its re-read.
+void drop_poisoned(journal_state& st) {
+  for (auto& r : st.pending)
+    if (!r.taken && st.poisoned.count(r.id)) {
+      st.pending_events -= r.count;
+      deliver_error(r, cafes::error{actor_errc::persist_failed, "an earlier persist of '" + r.id + "' failed"},
+                    event_outcome::not_written);
+      r.taken = true;
+    }
+  drop_taken(st);
+  if (st.stats)
+    st.stats->backlog = st.pending_events;
+}
+
 void settle(self_ptr self, std::uint64_t batch, std::vector<request>& reqs, const append_result& res) {
   auto& st = self->state;
   // First pass: which request fails first per aggregate, and with what outcome.
@@ -174,15 +189,7 @@ void settle(self_ptr self, std::uint64_t batch, std::vector<request>& reqs, cons
     deliver_error(r, o == event_outcome::unknown ? cafes::error{actor_errc::persist_failed, cause.to_string()} : cause,
                   o);
   }
-  // Later events of the failed aggregates must not overtake the failed ones.
-  for (auto& r : st.pending)
-    if (!r.taken && st.poisoned.count(r.id)) {
-      st.pending_events -= r.count;
-      deliver_error(r, cafes::error{actor_errc::persist_failed, "an earlier persist of '" + r.id + "' failed"},
-                    event_outcome::not_written);
-      r.taken = true;
-    }
-  drop_taken(st);
+  drop_poisoned(st);
 }
 
 caf::behavior journal_actor(self_ptr self, std::shared_ptr<journal> j, batching_config cfg,
@@ -210,8 +217,11 @@ caf::behavior journal_actor(self_ptr self, std::shared_ptr<journal> j, batching_
       }
       if (st.pending_events + req.events.size() > st.cfg.max_pending_events) {
         // Refused before anything is written. The aggregate's later requests (pipelining)
-        // build on this one, so they are refused too until it resets (unpoison).
+        // build on this one, so they are refused too until it resets (unpoison); its earlier
+        // ones still waiting are dropped, or they could land after the re-read that the
+        // refusal of a pipelined aggregate leads to.
         st.poisoned.insert(id);
+        drop_poisoned(st);
         if (st.stats)
           ++st.stats->overloads;
         rp.deliver(persist_res{cafes::error{actor_errc::overloaded,
