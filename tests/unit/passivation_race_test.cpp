@@ -456,3 +456,34 @@ TEST_CASE("an oversized event among others fails only its own command", "[limits
   CHECK(n.ask<account>("a", deposit{1, "after"}).value() == static_cast<std::int64_t>(each) + 1);
   CHECK(n.ask<account>("b", get_balance{}).value() == static_cast<std::int64_t>(each));
 }
+
+TEST_CASE("a recovering partition's full stash answers overloaded, writes nothing, then serves the rest",
+          "[backpressure][race]") {
+  auto mem = std::shared_ptr<journal>(make_memory_journal("race.account.events", 1));
+  auto gate = std::make_shared<read_gate>(mem);
+  gate->close(); // the partition's recovery blocks on its first read
+  node n{memory_config()};
+  host_options o;
+  o.partitions = 1;
+  o.journal = gate;
+  o.snapshots = make_memory_snapshot_store(1);
+  o.max_stash = 2;
+  REQUIRE(n.host<account>(o));
+  REQUIRE(eventually([&] { return gate->waiting() == 1; }));
+  auto a = n.ask_async<account>("a", open{"ann", 0});
+  auto b = n.ask_async<account>("b", open{"bob", 0});
+  auto c = n.ask<account>("c", open{"cy", 0}); // the stash holds two: refused at once
+  REQUIRE_FALSE(c);
+  CHECK(c.error() == actor_errc::overloaded);
+  CHECK(a.wait_for(std::chrono::seconds{0}) != std::future_status::ready); // still waiting
+  gate->open();
+  REQUIRE(n.wait_ready(scaled(std::chrono::seconds{10})));
+  CHECK(a.get().value() == 0);
+  CHECK(b.get().value() == 0);
+  auto all = mem->read(partition_id{0}, offset{0}, 100);
+  REQUIRE(all);
+  REQUIRE(all->events.size() == 2); // a and b opened; nothing of c
+  for (auto& e : all->events)
+    CHECK(e.id.str() != "c");
+  CHECK(n.ask<account>("c", open{"cy", 0}).value() == 0); // and it can come back
+}
