@@ -51,12 +51,6 @@ class broker_pause {
   std::atomic<bool> paused_{false};
 };
 
-std::future<append_result> append_async(journal& j, std::vector<event_envelope> batch) {
-  auto done = std::make_shared<std::promise<append_result>>();
-  auto f = done->get_future();
-  j.append(std::move(batch), [done](append_result r) { done->set_value(std::move(r)); });
-  return f;
-}
 
 } // namespace
 

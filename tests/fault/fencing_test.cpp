@@ -1,6 +1,5 @@
 // Zombie fencing on the real broker: a new owner's init_transactions fences the old owner.
 #include <atomic>
-#include <future>
 #include <optional>
 #include <set>
 
@@ -124,9 +123,7 @@ TEST_CASE("broker: a batch whose partitions fare differently reports each partit
   };
   auto zombie = make_kafka_journal(zombie_cfg, t.names.events, 2);
   REQUIRE(zombie);
-  std::promise<append_result> done;
-  (*zombie)->append({by("zombie", on0, 1), by("zombie", on1, 1)}, [&](append_result r) { done.set_value(r); });
-  auto r = done.get_future().get();
+  auto r = append_async(**zombie, {by("zombie", on0, 1), by("zombie", on1, 1)}).get();
   REQUIRE(successor);
   REQUIRE(*successor);
   REQUIRE(r.err);                                             // something failed

@@ -12,18 +12,6 @@
 using namespace cafes;
 using namespace cafes::test;
 
-namespace {
-
-/// Appends without waiting; the future gets the append_result.
-std::future<append_result> append_async(journal& j, std::vector<event_envelope> batch) {
-  auto done = std::make_shared<std::promise<append_result>>();
-  auto f = done->get_future();
-  j.append(std::move(batch), [done](append_result r) { done->set_value(std::move(r)); });
-  return f;
-}
-
-} // namespace
-
 TEST_CASE("embedded: the event limit is the smallest of the codec's and the producer's", "[fault][limits][embedded]") {
   auto cfg = embedded_config();
   SECTION("librdkafka's default message.max.bytes (1000000)") {}

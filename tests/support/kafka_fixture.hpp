@@ -1,6 +1,7 @@
 // Helpers to open journals and snapshot stores on fresh topics of a real or embedded cluster.
 #pragma once
 
+#include <future>
 #include <memory>
 #include <string>
 
@@ -12,6 +13,15 @@
 #include "test_env.hpp"
 
 namespace cafes::test {
+
+/// Appends without waiting; the future gets each event's outcome (append_sync keeps only
+/// the first error).
+inline std::future<append_result> append_async(journal& j, std::vector<event_envelope> batch) {
+  auto done = std::make_shared<std::promise<append_result>>();
+  auto f = done->get_future();
+  j.append(std::move(batch), [done](append_result r) { done->set_value(std::move(r)); });
+  return f;
+}
 
 /// Returns a config for the real broker (CAFES_BOOTSTRAP...) in `mode`, timeouts scaled.
 inline kafka_config broker_config(journal_mode mode = journal_mode::idempotent) {
