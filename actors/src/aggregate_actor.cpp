@@ -51,6 +51,10 @@ struct aggregate_state {
   bool snapshot_wanted = false; // the partition asked for a snapshot while unresolved
   std::chrono::milliseconds retry{0}; // back-off of the next catch-up after a failed one
   std::optional<cafes::error> broken; // corruption found: every command gets this error
+  std::uint64_t epoch = 0;             // the partition's ownership epoch (ce_cafesepoch)
+  // The partition is handed over: what waits gets not_owner; the state goes back to the
+  // partition once the persists in flight are answered.
+  std::optional<caf::typed_response_promise<passivate_msg>> release;
 };
 
 using self_ptr = caf::stateful_actor<aggregate_state>*;
@@ -305,7 +309,7 @@ void pump(self_ptr self) {
       e.source = ctx.source;
       e.command_id = w.msg.command_id;
       e.writer_node = ctx.cfg.node_name;
-      e.writer_epoch = ctx.cfg.epoch;
+      e.writer_epoch = st.epoch;
       e.payload = std::move(enc->bytes);
       // Check the limits here, so that one bad event never fails other aggregates' batch.
       if (auto r = check_event(e, ctx.cfg.journal->topic(), ctx.cfg.limits); !r) {
@@ -343,8 +347,18 @@ void pump(self_ptr self) {
               on_persisted(self, gen, first, r);
             });
   }
+  if (st.release && st.flight.empty()) {
+    st.release->deliver(passivate_msg{st.id.str(), st.handled, st.durable, st.seq, st.last, st.since_snapshot > 0,
+                                      !unresolved(st) && !st.broken});
+    st.release.reset();
+    return;
+  }
   if (st.passivate_asked && st.flight.empty() && st.stash.empty() && !unresolved(st))
     offer_passivation(self);
+}
+
+cafes::error handed_over(const aggregate_state& st) {
+  return cafes::error{actor_errc::not_owner, "the partition of '" + st.id.str() + "' is being handed over"};
 }
 
 caf::behavior aggregate_actor(self_ptr self, context_ptr ctx, caf::actor partition, caf::actor io,
@@ -359,11 +373,16 @@ caf::behavior aggregate_actor(self_ptr self, context_ptr ctx, caf::actor partiti
   st.next_seq = start.seq.value();
   st.last = start.last;
   st.since_snapshot = start.since_snapshot;
+  st.epoch = start.epoch;
   return {
     [=](command_msg& m) {
       auto& s = self->state;
       ++s.handled;
       auto rp = self->make_response_promise();
+      if (s.release) {
+        rp.deliver(command_reply{handed_over(s), {}});
+        return;
+      }
       if (s.stash.size() >= s.ctx->cfg.max_stash) {
         rp.deliver(command_reply{cafes::error{actor_errc::overloaded, "aggregate '" + s.id.str() + "' has " +
                                                                           std::to_string(s.stash.size()) +
@@ -384,6 +403,14 @@ caf::behavior aggregate_actor(self_ptr self, context_ptr ctx, caf::actor partiti
         take_snapshot(self);
     },
     [=](catchup_atom) { catch_up(self); },
+    [=](release_atom) {
+      auto& s = self->state;
+      s.release = self->make_response_promise<passivate_msg>();
+      auto rp = *s.release;
+      fail_stash(self, handed_over(s));
+      pump(self);
+      return rp;
+    },
     [=](query_atom, std::shared_ptr<const std::function<bool(const std::any&)>> pred) {
       return (*pred)(self->state.durable);
     },

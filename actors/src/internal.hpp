@@ -25,6 +25,7 @@ struct aggregate_start {
   seq_nr seq{0};
   offset last{-1};
   std::uint64_t since_snapshot = 0;
+  std::uint64_t epoch = 0; ///< its partition's ownership epoch, written with each event
 };
 
 /// Spawns the aggregate actor of one instance.

@@ -27,9 +27,9 @@ caf::behavior io_actor(caf::event_based_actor*, context_ptr ctx, partition_id p)
         out.err = ok.error();
         return out;
       }
-      auto cp = ctx->cfg.snapshots->load_checkpoint(p);
+      auto cp = ctx->cfg.snapshots->load_mark(p);
       if (cp) {
-        out.checkpoint = *cp;
+        out.mark = *cp;
       } else if (undecodable(cp.error())) {
         // Like a corrupt snapshot: the partition is replayed from its start, never lost.
         ++out.corrupt;
@@ -73,11 +73,19 @@ caf::behavior io_actor(caf::event_based_actor*, context_ptr ctx, partition_id p)
         from = c->next;
       }
     },
-    [=](checkpt_atom, offset o) {
+    [=](checkpt_atom, offset o, std::uint64_t epoch) {
       checkpoint_result out{std::nullopt, o};
-      if (auto ok = ctx->cfg.snapshots->save_checkpoint(p, o); !ok)
+      if (auto ok = ctx->cfg.snapshots->save_mark(p, partition_mark{o, epoch}); !ok)
         out.err = ok.error();
       return out;
+    },
+    [=](open_atom) {
+      auto ok = ctx->cfg.journal->open(p);
+      return io_result{ok ? std::nullopt : std::optional{ok.error()}};
+    },
+    [=](close_atom) {
+      auto ok = ctx->cfg.journal->close(p);
+      return io_result{ok ? std::nullopt : std::optional{ok.error()}};
     },
   };
 }

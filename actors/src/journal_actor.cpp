@@ -93,7 +93,8 @@ void flush(self_ptr self) {
       for (auto& r : reqs)
         touched.insert(r.partition);
       for (auto p : touched)
-        self->send(st.partitions[static_cast<std::size_t>(p)], batch_sent_msg{st.batch_no + 1});
+        if (auto& a = st.partitions[static_cast<std::size_t>(p)]) // null: not owned here any more
+          self->send(a, batch_sent_msg{st.batch_no + 1});
     }
     if (st.stats)
       st.stats->record_batch(batch.size());
@@ -167,7 +168,8 @@ void settle(self_ptr self, std::uint64_t batch, std::vector<request>& reqs, cons
       i += r.count;
     }
     for (auto& [p, m] : by_part)
-      self->send(st.partitions[static_cast<std::size_t>(p)], std::move(m));
+      if (auto& a = st.partitions[static_cast<std::size_t>(p)])
+        self->send(a, std::move(m));
   }
   const cafes::error cause = res.err ? *res.err : cafes::error{actor_errc::persist_failed, "journal append failed"};
   i = 0;

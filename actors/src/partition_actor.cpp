@@ -46,6 +46,15 @@ struct partition_state {
   std::unordered_set<std::string> snapshot_requested;
   std::int64_t end = 0;              // one past the last offset seen
   std::int64_t stored_checkpoint = 0;
+  std::uint64_t epoch = 0;           // this owner's epoch, stored before it serves (0: not yet)
+  // Released (revoke): commands get not_owner; the partition drains, snapshots, stores its
+  // checkpoint, closes its writer, then answers `release` and stops.
+  bool releasing = false;
+  bool release_finishing = false;
+  std::size_t release_waiting = 0;   // live aggregates that have not handed their state back
+  std::unordered_set<std::string> release_snaps; // snapshots the release waits for
+  caf::response_promise release;
+  enum { uncounted, counted_ready, counted_failed } counted = uncounted; // in host_stats' gauges
   bool checkpoint_in_flight = false;
   std::uint64_t tick = 0;
   // The checkpoint also stays below the end the partition had when each batch in flight was
@@ -108,7 +117,7 @@ void maybe_store_checkpoint(self_ptr self) {
       (c - st.stored_checkpoint < step && !st.holders.empty() && !throttled(st)))
     return;
   st.checkpoint_in_flight = true;
-  self->request(st.io, caf::infinite, checkpt_atom::value, offset{c})
+  self->request(st.io, caf::infinite, checkpt_atom::value, offset{c}, st.epoch)
     .then([=](checkpoint_result& r) {
       auto& s = self->state;
       s.checkpoint_in_flight = false;
@@ -133,7 +142,7 @@ void maybe_store_checkpoint(self_ptr self) {
 void keep_bounded(self_ptr self) {
   auto& st = self->state;
   const auto max_replay = static_cast<std::int64_t>(st.ctx->cfg.max_replay);
-  if (max_replay <= 0 || st.end - checkpoint(st) <= max_replay / 2)
+  if (st.releasing || max_replay <= 0 || st.end - checkpoint(st) <= max_replay / 2)
     return;
   const auto target = st.end - max_replay / 2;
   std::size_t asked = 0;
@@ -153,6 +162,11 @@ void keep_bounded(self_ptr self) {
       }
     }
   }
+}
+
+cafes::error released_error(const partition_state& st) {
+  return cafes::error{actor_errc::not_owner, "partition " + std::to_string(st.p.value()) + " of " +
+                                                 st.ctx->cfg.journal->topic() + " is being handed over"};
 }
 
 void activate(self_ptr self, command_msg& m, caf::response_promise& rp);
@@ -184,6 +198,10 @@ void evict(self_ptr self) {
 
 void activate(self_ptr self, command_msg& m, caf::response_promise& rp) {
   auto& st = self->state;
+  if (st.releasing) {
+    rp.deliver(command_reply{released_error(st), {}});
+    return;
+  }
   if (!st.failure && st.ctx->cfg.journal->fenced(st.p)) {
     // A newer owner took the partition over: this node never writes to it again.
     actors_log().warn("partition {}/{} is fenced: its commands get not_owner", st.ctx->cfg.journal->topic(),
@@ -213,6 +231,7 @@ void activate(self_ptr self, command_msg& m, caf::response_promise& rp) {
       start.since_snapshot = c->second.since_snapshot;
       st.cold.erase(c);
     }
+    start.epoch = st.epoch;
     auto a = spawn_aggregate(self, st.ctx, self, st.io, std::move(start));
     l = st.live.emplace(m.id, live_entry{a, 0, 0}).first;
     if (st.ctx->cfg.stats) {
@@ -232,6 +251,7 @@ void finish_recovery(self_ptr self) {
   if (st.ctx->cfg.stats) {
     st.ctx->cfg.stats->aggregates_recovered += st.cold.size();
     ++st.ctx->cfg.stats->partitions_ready;
+    st.counted = partition_state::counted_ready;
   }
   actors_log().debug("partition {}/{} ready: {} aggregates, checkpoint {}, end {}", st.ctx->cfg.journal->topic(),
                     st.p.value(), st.cold.size(), checkpoint(st), st.end);
@@ -243,10 +263,15 @@ void finish_recovery(self_ptr self) {
 void fail_recovery(self_ptr self, cafes::error e) {
   auto& st = self->state;
   actors_log().error("partition {}/{} stops: {}", st.ctx->cfg.journal->topic(), st.p.value(), e.to_string());
-  st.failure = cafes::error{actor_errc::recovery_failed, e.to_string()};
+  st.failure = cafes::error{e == errc::fenced ? actor_errc::not_owner : actor_errc::recovery_failed, e.to_string()};
   st.ready = true;
-  if (st.ctx->cfg.stats)
-    ++st.ctx->cfg.stats->partitions_failed;
+  if (st.ctx->cfg.stats) {
+    if (st.counted == partition_state::counted_ready)
+      --st.ctx->cfg.stats->partitions_ready;
+    if (st.counted != partition_state::counted_failed)
+      ++st.ctx->cfg.stats->partitions_failed;
+    st.counted = partition_state::counted_failed;
+  }
   serve_stash(self);
 }
 
@@ -288,7 +313,7 @@ void replay(self_ptr self, offset from);
 
 void on_chunk(self_ptr self, read_result& r) {
   auto& s = self->state;
-  if (s.failure)
+  if (s.failure || s.releasing)
     return;
   if (r.err)
     return fail_recovery(self, *r.err);
@@ -319,12 +344,53 @@ void replay(self_ptr self, offset from) {
           });
 }
 
+void scan(self_ptr self);
+
+// Taking the partition over: open its writer first (which fences any older owner), so that
+// nothing of an older owner can land after the recovery has read the journal.
 void recover(self_ptr self) {
+  auto& st = self->state;
+  self->request(st.io, caf::infinite, open_atom::value)
+    .then(
+      [=](io_result& r) {
+        if (self->state.releasing)
+          return;
+        if (r.err)
+          return fail_recovery(self, *r.err);
+        scan(self);
+      },
+      [=](caf::error& err) { fail_recovery(self, cafes::error{actor_errc::recovery_failed, self->system().render(err)}); });
+}
+
+// Stores the new owner's epoch (one more than the last owner's) with the checkpoint the
+// recovery starts from, through the freshly opened writer, then replays. A node never writes
+// an event of an epoch it has not stored: epochs grow with every change of owner.
+void claim_epoch(self_ptr self, std::int64_t from, std::uint64_t last_epoch) {
+  auto& st = self->state;
+  const auto epoch = last_epoch + 1;
+  self->request(st.io, caf::infinite, checkpt_atom::value, offset{from}, epoch)
+    .then(
+      [=](checkpoint_result& r) {
+        auto& s = self->state;
+        if (s.releasing)
+          return;
+        if (r.err)
+          return fail_recovery(self, *r.err);
+        s.epoch = epoch;
+        actors_log().debug("partition {}/{}: epoch {}", s.ctx->cfg.journal->topic(), s.p.value(), epoch);
+        replay(self, offset{from});
+      },
+      [=](caf::error& err) { fail_recovery(self, cafes::error{actor_errc::recovery_failed, self->system().render(err)}); });
+}
+
+void scan(self_ptr self) {
   auto& st = self->state;
   self->request(st.io, caf::infinite, scan_atom::value)
     .then(
       [=](scan_result& r) {
         auto& s = self->state;
+        if (s.releasing)
+          return;
         if (r.err)
           return fail_recovery(self, *r.err);
         bool fallback = r.corrupt > 0;
@@ -348,13 +414,86 @@ void recover(self_ptr self) {
         // A corrupt snapshot means the checkpoint cannot be trusted for its aggregate: replay
         // the partition from its start (logged above and counted), never lose events.
         std::int64_t from = 0;
-        if (r.checkpoint && !fallback)
-          from = r.checkpoint->value();
+        if (r.mark && !fallback)
+          from = r.mark->checkpoint.value();
         s.stored_checkpoint = from;
         s.end = std::max(s.end, from);
-        replay(self, offset{from});
+        claim_epoch(self, from, r.mark ? r.mark->epoch : 0);
       },
       [=](caf::error& err) { fail_recovery(self, cafes::error{actor_errc::recovery_failed, self->system().render(err)}); });
+}
+
+// The last steps of a release: store the checkpoint the snapshots allow, close the writer
+// (finishing its transaction), answer, stop. Failures only make the next owner replay more.
+void finish_release(self_ptr self) {
+  auto& st = self->state;
+  if (st.release_finishing)
+    return;
+  st.release_finishing = true;
+  auto done = [=] {
+    auto& s = self->state;
+    if (s.ctx->cfg.stats) {
+      if (s.counted == partition_state::counted_ready)
+        --s.ctx->cfg.stats->partitions_ready;
+      else if (s.counted == partition_state::counted_failed)
+        --s.ctx->cfg.stats->partitions_failed;
+    }
+    s.counted = partition_state::uncounted;
+    actors_log().debug("partition {}/{} released at checkpoint {} (epoch {})", s.ctx->cfg.journal->topic(),
+                       s.p.value(), s.stored_checkpoint, s.epoch);
+    s.release.deliver(true);
+    self->quit();
+  };
+  auto close = [=] {
+    self->request(self->state.io, caf::infinite, close_atom::value)
+      .then(
+        [=](io_result& r) {
+          if (r.err)
+            actors_log().warn("closing the writer of {}/{}: {}", self->state.ctx->cfg.journal->topic(),
+                              self->state.p.value(), r.err->to_string());
+          done();
+        },
+        [=](caf::error&) { done(); });
+  };
+  const auto c = checkpoint(st);
+  if (!st.ready || st.failure || st.epoch == 0 || c <= st.stored_checkpoint)
+    return close();
+  self->request(st.io, caf::infinite, checkpt_atom::value, offset{c}, st.epoch)
+    .then(
+      [=](checkpoint_result& r) {
+        if (!r.err)
+          self->state.stored_checkpoint = std::max(self->state.stored_checkpoint, r.off.value());
+        close();
+      },
+      [=](caf::error&) { close(); });
+}
+
+// Snapshots every aggregate that holds the checkpoint back and whose state is exact, so
+// that the next owner replays little; finish_release once they are durable (or failed).
+void release_snapshots(self_ptr self) {
+  auto& st = self->state;
+  for (auto& [off, holding] : st.holders)
+    for (auto& id : holding)
+      if (!st.holds.count(id) && st.cold.count(id))
+        st.release_snaps.insert(id);
+  for (auto& id : std::vector<std::string>{st.release_snaps.begin(), st.release_snaps.end()}) {
+    auto& c = st.cold.at(id);
+    save_snapshot(*st.ctx, self, id, c.state, c.seq, c.last);
+  }
+  if (st.release_snaps.empty())
+    finish_release(self);
+}
+
+// Takes back the state of an aggregate that stopped for the release.
+void take_back(self_ptr self, passivate_msg& m) {
+  auto& st = self->state;
+  if (auto l = st.live.find(m.id); l != st.live.end()) {
+    self->send_exit(l->second.actor, caf::exit_reason::user_shutdown);
+    st.live.erase(l);
+    if (st.ctx->cfg.stats)
+      --st.ctx->cfg.stats->resident;
+  }
+  st.cold[m.id] = cold_entry{std::move(m.state), m.seq, m.last, m.dirty ? 1u : 0u, 0};
 }
 
 caf::behavior partition_actor(self_ptr self, context_ptr ctx, partition_id p) {
@@ -373,6 +512,10 @@ caf::behavior partition_actor(self_ptr self, context_ptr ctx, partition_id p) {
     [=](command_msg& m) {
       auto& s = self->state;
       auto rp = self->make_response_promise();
+      if (s.releasing) {
+        rp.deliver(command_reply{released_error(s), {}});
+        return;
+      }
       if (!s.ready || throttled(s) || !s.stash.empty()) {
         if (s.stash.size() >= s.ctx->cfg.max_stash) {
           rp.deliver(command_reply{cafes::error{actor_errc::overloaded,
@@ -429,6 +572,42 @@ caf::behavior partition_actor(self_ptr self, context_ptr ctx, partition_id p) {
         from = offset{std::max(from.value(), h->second)};
       return self->delegate(s.io, a, std::move(id), from);
     },
+    [=](release_atom) -> caf::result<bool> {
+      auto& s = self->state;
+      if (s.releasing)
+        return caf::sec::invalid_argument; // one release per partition actor
+      s.releasing = true;
+      s.release = self->make_response_promise();
+      for (auto& [m, rp] : s.stash) // the caller retries them with the next owner
+        rp.deliver(command_reply{released_error(s), {}});
+      s.stash.clear();
+      if (!s.ready || s.failure) {
+        finish_release(self);
+        return s.release;
+      }
+      // Each live aggregate answers what it waits for (its persists in flight), refuses the
+      // rest with not_owner and hands its state back.
+      s.release_waiting = s.live.size();
+      for (auto& [id, l] : s.live)
+        self->request(l.actor, caf::infinite, release_atom::value)
+          .then(
+            [=](passivate_msg& m) {
+              take_back(self, m);
+              if (--self->state.release_waiting == 0)
+                release_snapshots(self);
+            },
+            [=](caf::error&) { // it passivated meanwhile, or died
+              if (--self->state.release_waiting == 0)
+                release_snapshots(self);
+            });
+      if (s.release_waiting == 0)
+        release_snapshots(self);
+      return s.release;
+    },
+    [=](owned_atom) {
+      auto& s = self->state;
+      return owned_partition{s.p.value(), s.epoch, s.ready};
+    },
     [=](snapshot_done_msg& m) {
       auto& s = self->state;
       s.snapshot_requested.erase(m.id);
@@ -441,6 +620,11 @@ caf::behavior partition_actor(self_ptr self, context_ptr ctx, partition_id p) {
         if (t.uncovered >= 0 && t.uncovered <= m.off.value())
           set_uncovered(s, m.id, t.last > m.off.value() ? m.off.value() + 1 : -1);
         maybe_store_checkpoint(self);
+      }
+      if (s.releasing) {
+        if (s.release_snaps.erase(m.id) && s.release_waiting == 0 && s.release_snaps.empty())
+          finish_release(self);
+        return;
       }
       // Snapshots may come back after the writes that asked for them have stopped: check the
       // bound again, or a partition that went quiet would keep a checkpoint far behind.

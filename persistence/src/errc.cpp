@@ -37,6 +37,7 @@ class persistence_category_impl final : public std::error_category {
       case errc::fatal: return "fatal";
       case errc::closed: return "closed";
       case errc::overloaded: return "overloaded";
+      case errc::not_owned: return "not_owned";
     }
     return "unknown(" + std::to_string(v) + ")";
   }

@@ -150,7 +150,13 @@ class transactional_journal final : public kafka_journal_base, public partition_
  public:
   transactional_journal(const kafka_config& cfg, std::string topic, std::int32_t partitions,
                         std::unique_ptr<detail::partition_reader> reader)
-    : kafka_journal_base(std::move(topic), partitions, cfg.limits, std::move(reader)), cfg_(cfg) {}
+    : kafka_journal_base(std::move(topic), partitions, cfg.limits, std::move(reader)), cfg_(cfg) {
+    // Every partition has its entry from the start (other threads look entries up); only
+    // the owned ones have a producer.
+    auto prefix = cfg_.transactional_id_prefix.empty() ? topic_ : cfg_.transactional_id_prefix;
+    for (std::int32_t p = 0; p < partitions; ++p)
+      parts_[p].txid = prefix + "." + std::to_string(p);
+  }
 
   ~transactional_journal() override {
     {
@@ -161,25 +167,29 @@ class transactional_journal final : public kafka_journal_base, public partition_
     if (worker_.joinable())
       worker_.join();
     for (auto& j : jobs_) { // never produced
-      if (j.settle >= 0)
-        j.settled(error{errc::closed, "journal closed"});
-      else
+      if (j.kind == job::write)
         j.cb(append_result{error{errc::closed, "journal closed"}, event_outcome::not_written});
+      else
+        j.done(error{errc::closed, "journal closed"});
     }
   }
 
   /// Creates the producers of the owned partitions and fences older owners.
   expected<void> start(const std::vector<partition_id>& owned) {
-    auto prefix = cfg_.transactional_id_prefix.empty() ? topic_ : cfg_.transactional_id_prefix;
-    for (auto p : owned) {
-      auto& pt = parts_[p.value()];
-      pt.txid = prefix + "." + std::to_string(p.value());
-      if (auto ok = open_producer(pt); !ok)
+    for (auto p : owned)
+      if (auto ok = open_producer(parts_.at(p.value())); !ok)
         return ok;
-    }
     worker_ = std::thread{[this] { run(); }};
     return {};
   }
+
+  // A new owner's writer: its init_transactions fences every older producer of the
+  // partition and finishes (commits or aborts) their pending transaction.
+  expected<void> open(partition_id p) override { return on_worker(job::open, p); }
+
+  // Finishes the partition's pending transaction and drops its producer: later writes fail
+  // with not_owned until it is opened again.
+  expected<void> close(partition_id p) override { return on_worker(job::close, p); }
 
   // Creates the partition's producer and fences any older one with its transactional.id.
   // init_transactions also finishes an older producer's pending transaction (commits or
@@ -211,7 +221,9 @@ class transactional_journal final : public kafka_journal_base, public partition_
     if (e)
       return from_kafka(*e, "init_transactions of " + pt.txid);
     pt.dead.reset();
+    pt.fenced = false;
     pt.commit_pending = false;
+    pt.owned = true;
     return {};
   }
 
@@ -241,18 +253,10 @@ class transactional_journal final : public kafka_journal_base, public partition_
   // is finished (or its producer replaced) on the worker thread first, so a catch-up up to
   // here sees every event of it that will ever be visible.
   expected<offset> barrier(partition_id p) override {
-    if (!parts_.count(p.value()))
+    auto i = parts_.find(p.value());
+    if (i == parts_.end() || !i->second.owned.load())
       return end_offset(p);
-    auto done = std::make_shared<std::promise<expected<void>>>();
-    auto f = done->get_future();
-    {
-      std::lock_guard guard{mtx_};
-      if (stop_)
-        return error{errc::closed, "journal closed"};
-      jobs_.push_back({{}, {}, p.value(), [done](expected<void> r) { done->set_value(std::move(r)); }});
-    }
-    cv_.notify_one();
-    if (auto ok = f.get(); !ok)
+    if (auto ok = on_worker(job::settle, p); !ok)
       return std::move(ok).error();
     return end_offset(p);
   }
@@ -280,7 +284,7 @@ class transactional_journal final : public kafka_journal_base, public partition_
 
   bool healthy() const noexcept override {
     for (auto& [p, pt] : parts_)
-      if (pt.events.fatal() && !pt.fenced.load())
+      if (pt.owned.load() && pt.events.fatal() && !pt.fenced.load())
         return false;
     return true;
   }
@@ -295,7 +299,11 @@ class transactional_journal final : public kafka_journal_base, public partition_
       auto i = parts_.find(r.partition.value());
       if (i == parts_.end())
         return cb(append_result{error{errc::invalid_argument, "partition " + std::to_string(r.partition.value()) +
-                                                                  " of " + topic_ + " is not owned by this journal"},
+                                                                  " of " + topic_ + " does not exist"},
+                                event_outcome::not_written});
+      if (!i->second.owned.load())
+        return cb(append_result{error{errc::not_owned, "partition " + std::to_string(r.partition.value()) + " of " +
+                                                           topic_ + " is not open on this node"},
                                 event_outcome::not_written});
       if (i->second.fenced.load())
         return cb(append_result{*fenced_error(r.partition.value()), event_outcome::not_written});
@@ -304,7 +312,7 @@ class transactional_journal final : public kafka_journal_base, public partition_
       std::lock_guard guard{mtx_};
       if (stop_)
         return cb(append_result{error{errc::closed, "journal closed"}, event_outcome::not_written});
-      jobs_.push_back({std::move(recs), std::move(cb), -1, {}});
+      jobs_.push_back({job::write, -1, std::move(recs), std::move(cb), {}});
     }
     cv_.notify_one();
   }
@@ -319,11 +327,49 @@ class transactional_journal final : public kafka_journal_base, public partition_
   }
 
   struct job {
-    std::vector<record> recs;
-    append_callback cb;
-    std::int32_t settle = -1; // a barrier: settle this partition instead of writing
-    std::function<void(expected<void>)> settled;
+    enum kind_t { write, settle, open, close } kind = write;
+    std::int32_t p = -1;                   // settle, open, close: the partition
+    std::vector<record> recs;              // write
+    append_callback cb;                    // write
+    std::function<void(expected<void>)> done; // settle, open, close
   };
+
+  // Runs a partition job on the worker thread, which alone touches the producers, and waits.
+  expected<void> on_worker(job::kind_t kind, partition_id p) {
+    if (p.value() < 0 || p.value() >= partitions_)
+      return error{errc::invalid_argument, "partition " + std::to_string(p.value()) + " of " + topic_ +
+                                               " does not exist"};
+    auto done = std::make_shared<std::promise<expected<void>>>();
+    auto f = done->get_future();
+    {
+      std::lock_guard guard{mtx_};
+      if (stop_)
+        return error{errc::closed, "journal closed"};
+      jobs_.push_back({kind, p.value(), {}, {}, [done](expected<void> r) { done->set_value(std::move(r)); }});
+    }
+    cv_.notify_one();
+    return f.get();
+  }
+
+  // Opens the partition's producer unless it is open and sound.
+  expected<void> reopen(part& pt) {
+    if (pt.owned && !pt.dead)
+      return {};
+    return open_producer(pt);
+  }
+
+  expected<void> close_partition(std::int32_t p) {
+    auto& pt = parts_.at(p);
+    if (!pt.owned)
+      return {};
+    auto settled = pt.dead ? expected<void>{} : settle_partition(p);
+    pt.owned = false;
+    pt.producer.reset(); // flushes what it still holds
+    pt.dead.reset();
+    pt.fenced = false;
+    pt.commit_pending = false;
+    return settled;
+  }
 
   /// Collects the delivery reports of one transaction (served on the worker thread).
   class tx_dr final : public RdKafka::DeliveryReportCb {
@@ -348,6 +394,7 @@ class transactional_journal final : public kafka_journal_base, public partition_
     std::unique_ptr<RdKafka::Producer> producer;
     std::optional<error> dead;        // fenced or fatal: the partition takes no more writes
     std::atomic<bool> fenced{false};  // dead because fenced (read by other threads)
+    std::atomic<bool> owned{false};   // open: it has a producer (read by other threads)
     bool commit_pending = false;      // a commit gave up at its deadline and must be finished
   };
 
@@ -364,10 +411,12 @@ class transactional_journal final : public kafka_journal_base, public partition_
         j = std::move(jobs_.front());
         jobs_.pop_front();
       }
-      if (j.settle >= 0)
-        j.settled(settle_partition(j.settle));
-      else
-        j.cb(commit(j.recs));
+      switch (j.kind) {
+        case job::write: j.cb(commit(j.recs)); break;
+        case job::settle: j.done(settle_partition(j.p)); break;
+        case job::open: j.done(reopen(parts_.at(j.p))); break;
+        case job::close: j.done(close_partition(j.p)); break;
+      }
     }
   }
 

@@ -91,19 +91,19 @@ class kafka_snapshot_store final : public snapshot_store {
     return {};
   }
 
-  expected<void> save_checkpoint(partition_id p, offset o) override {
-    if (p.value() < 0 || p.value() >= partitions_ || o.value() < 0)
+  expected<void> save_mark(partition_id p, partition_mark m) override {
+    if (p.value() < 0 || p.value() >= partitions_ || m.checkpoint.value() < 0)
       return error{errc::invalid_argument, "bad checkpoint partition or offset"};
     std::promise<expected<std::vector<position>>> done;
     auto f = done.get_future();
-    sink_.send(encode_checkpoint(topic_, p, o), [&done](append_result r) { done.set_value(r); });
+    sink_.send(encode_checkpoint(topic_, p, m), [&done](append_result r) { done.set_value(r); });
     auto r = f.get();
     if (!r)
       return std::move(r).error();
     return {};
   }
 
-  expected<std::optional<offset>> load_checkpoint(partition_id p) override {
+  expected<std::optional<partition_mark>> load_mark(partition_id p) override {
     std::optional<record> last;
     auto ok = read_partition(p, [&](record&& r) {
       if (r.key == checkpoint_key)
@@ -112,11 +112,11 @@ class kafka_snapshot_store final : public snapshot_store {
     if (!ok)
       return std::move(ok).error();
     if (!last)
-      return std::optional<offset>{};
-    auto o = decode_checkpoint(*last);
-    if (!o)
-      return std::move(o).error();
-    return std::optional<offset>{*o};
+      return std::optional<partition_mark>{};
+    auto m = decode_checkpoint(*last);
+    if (!m)
+      return std::move(m).error();
+    return std::optional<partition_mark>{*m};
   }
 
   std::int32_t partitions() const noexcept override { return partitions_; }

@@ -30,7 +30,8 @@ struct snapshot_value {
 struct checkpoint_value {
   std::uint32_t v = 0;
   std::int64_t offset = -1;
-  MSGPACK_DEFINE_MAP(v, offset);
+  std::uint64_t epoch = 0; // absent in records written before epochs: 0
+  MSGPACK_DEFINE_MAP(v, offset, epoch);
 };
 
 /// Returns a record of `topic` with `key` and the msgpack of `v` as its value.
@@ -132,18 +133,28 @@ expected<void> snapshot_store::save_sync(snapshot s) {
   return f.get();
 }
 
-record encode_checkpoint(std::string topic, partition_id p, offset o) {
-  auto r = packed_record(std::move(topic), std::string{checkpoint_key}, checkpoint_value{snapshot_format_version, o.value()});
+record encode_checkpoint(std::string topic, partition_id p, partition_mark m) {
+  auto r = packed_record(std::move(topic), std::string{checkpoint_key},
+                         checkpoint_value{snapshot_format_version, m.checkpoint.value(), m.epoch});
   r.partition = p;
   return r;
 }
 
-expected<offset> decode_checkpoint(const record& r) {
-  return with_unpacked<checkpoint_value>(r, "checkpoint", [&](checkpoint_value& v) -> expected<offset> {
+expected<partition_mark> decode_checkpoint(const record& r) {
+  return with_unpacked<checkpoint_value>(r, "checkpoint", [&](checkpoint_value& v) -> expected<partition_mark> {
     if (v.offset < 0)
       return error{errc::malformed_record, "negative checkpoint at " + where(r)};
-    return offset{v.offset};
+    return partition_mark{offset{v.offset}, v.epoch};
   });
+}
+
+expected<std::optional<offset>> snapshot_store::load_checkpoint(partition_id p) {
+  auto m = load_mark(p);
+  if (!m)
+    return std::move(m).error();
+  if (!*m)
+    return std::optional<offset>{};
+  return std::optional<offset>{(*m)->checkpoint};
 }
 
 namespace {
@@ -191,15 +202,15 @@ class memory_snapshot_store final : public snapshot_store {
     return {};
   }
 
-  expected<void> save_checkpoint(partition_id p, offset o) override {
-    if (p.value() < 0 || p.value() >= partitions() || o.value() < 0)
+  expected<void> save_mark(partition_id p, partition_mark m) override {
+    if (p.value() < 0 || p.value() >= partitions() || m.checkpoint.value() < 0)
       return error{errc::invalid_argument, "bad checkpoint partition or offset"};
     std::lock_guard guard{mtx_};
-    checkpoints_[static_cast<std::size_t>(p.value())] = o;
+    checkpoints_[static_cast<std::size_t>(p.value())] = m;
     return {};
   }
 
-  expected<std::optional<offset>> load_checkpoint(partition_id p) override {
+  expected<std::optional<partition_mark>> load_mark(partition_id p) override {
     if (p.value() < 0 || p.value() >= partitions())
       return error{errc::invalid_argument, "no partition " + std::to_string(p.value())};
     std::lock_guard guard{mtx_};
@@ -213,7 +224,7 @@ class memory_snapshot_store final : public snapshot_store {
   codec_limits limits_;
   std::mutex mtx_;
   std::vector<std::map<std::string, snapshot>> snaps_;
-  std::vector<std::optional<offset>> checkpoints_;
+  std::vector<std::optional<partition_mark>> checkpoints_;
 };
 
 } // namespace

@@ -1,6 +1,7 @@
 // A cafes node: starts the actor system and the Kafka clients, hosts aggregate types.
 #include "cafes/runtime/node.hpp"
 
+#include <algorithm>
 #include <thread>
 
 #include <CLI/CLI.hpp>
@@ -56,12 +57,6 @@ caf::behavior client_actor(caf::event_based_actor* self) {
   };
 }
 
-caf::behavior router_actor(caf::event_based_actor* self, std::shared_ptr<const hosted> h) {
-  return {
-    [=](command_msg& m) { return self->delegate(route(*h, m.id), std::move(m)); },
-  };
-}
-
 struct system_config : caf::actor_system_config {
   explicit system_config(std::size_t threads) {
     // Work stealing lets idle workers sleep up to 10 ms before they look for work again,
@@ -84,7 +79,6 @@ struct node::impl {
   caf::actor client;
   struct type_entry {
     std::shared_ptr<const hosted> h;
-    caf::actor router;
     std::shared_ptr<journal> j;
     std::shared_ptr<snapshot_store> s;
   };
@@ -189,10 +183,8 @@ void node::stop() {
   d.stopped = true;
   caf::anon_send_exit(d.client, caf::exit_reason::user_shutdown);
   for (auto& [name, t] : d.types) {
-    caf::anon_send_exit(t.router, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(t.h->owner, caf::exit_reason::user_shutdown); // stops the partitions too
     caf::anon_send_exit(t.h->journal_actor, caf::exit_reason::user_shutdown);
-    for (auto& p : t.h->partitions)
-      caf::anon_send_exit(p, caf::exit_reason::user_shutdown);
   }
   d.sys->await_all_actors_done();
   d.sys.reset();
@@ -260,9 +252,9 @@ expected<void> node::host_impl(std::shared_ptr<const aggregate_ops> ops, host_op
   hc.idle_timeout = opts.idle_timeout;
   hc.max_resident = opts.max_resident;
   hc.max_stash = opts.max_stash;
+  hc.assign_all = opts.assign_all;
   auto h = std::make_shared<const hosted>(spawn_host(*d.sys, std::move(hc)));
-  auto router = d.sys->spawn(router_actor, h);
-  d.types.emplace(name, impl::type_entry{h, router, j, s});
+  d.types.emplace(name, impl::type_entry{h, j, s});
   runtime_log().info("hosting '{}' on {} partitions ({} journal, snapshot every {}, max replay {})", name,
                      opts.partitions, d.cfg.storage == storage_kind::memory ? "memory" : to_string(d.cfg.mode),
                      opts.snapshot_every, opts.max_replay);
@@ -282,7 +274,7 @@ expected<caf::actor> node::router_of(std::string_view type) const {
   auto i = impl_->types.find(type);
   if (i == impl_->types.end())
     return cafes::error{actor_errc::unknown_aggregate_type, "no aggregate type '" + std::string{type} + "' is hosted"};
-  return i->second.router;
+  return i->second.h->owner;
 }
 
 expected<std::vector<std::string>> node::query_impl(std::string_view type, std::function<bool(const std::any&)> pred) {
@@ -291,16 +283,73 @@ expected<std::vector<std::string>> node::query_impl(std::string_view type, std::
     return cafes::error{actor_errc::unknown_aggregate_type, "no aggregate type '" + std::string{type} + "' is hosted"};
   auto p = std::make_shared<const std::function<bool(const std::any&)>>(std::move(pred));
   std::vector<std::string> out;
+  std::optional<cafes::error> err;
   caf::scoped_actor self{*impl_->sys};
-  for (auto& part : i->second.h->partitions) {
-    std::optional<cafes::error> err;
-    self->request(part, impl_->cfg.command_timeout, query_atom::value, p)
-      .receive([&](std::vector<std::string>& ids) { out.insert(out.end(), ids.begin(), ids.end()); },
-               [&](caf::error& e) { err = cafes::error{actor_errc::timeout, self->system().render(e)}; });
-    if (err)
-      return std::move(*err);
-  }
+  self->request(i->second.h->owner, impl_->cfg.command_timeout, query_atom::value, p)
+    .receive([&](std::vector<std::string>& ids) { out = std::move(ids); },
+             [&](caf::error& e) { err = cafes::error{actor_errc::timeout, self->system().render(e)}; });
+  if (err)
+    return std::move(*err);
   return out;
+}
+
+namespace {
+
+// Asks a type's owner actor and waits for its answer (bounded by the request timeout).
+template <class T, class... Ts>
+expected<T> ask_owner(caf::actor_system& sys, const caf::actor& owner, std::chrono::milliseconds timeout, Ts... xs) {
+  std::optional<expected<T>> out;
+  caf::scoped_actor self{sys};
+  self->request(owner, timeout, xs...)
+    .receive([&](T& x) { out = std::move(x); },
+             [&](caf::error& e) {
+               out = cafes::error{e == caf::sec::request_timeout ? actor_errc::timeout : actor_errc::shutting_down,
+                                  sys.render(e)};
+             });
+  return std::move(*out);
+}
+
+} // namespace
+
+expected<void> node::assign(std::string_view type, std::int32_t p) {
+  auto owner = router_of(type);
+  if (!owner)
+    return std::move(owner).error();
+  auto i = impl_->types.find(type);
+  if (p < 0 || p >= i->second.h->partition_count)
+    return cafes::error{errc::invalid_argument, "aggregate type '" + std::string{type} + "' has no partition " +
+                                                    std::to_string(p)};
+  auto r = ask_owner<bool>(*impl_->sys, *owner, impl_->cfg.request_timeout, assign_atom::value, p);
+  if (!r)
+    return std::move(r).error();
+  return {};
+}
+
+expected<void> node::revoke(std::string_view type, std::int32_t p) {
+  auto owner = router_of(type);
+  if (!owner)
+    return std::move(owner).error();
+  auto i = impl_->types.find(type);
+  if (p < 0 || p >= i->second.h->partition_count)
+    return cafes::error{errc::invalid_argument, "aggregate type '" + std::string{type} + "' has no partition " +
+                                                    std::to_string(p)};
+  // Draining waits for persists in flight (each bounded by the delivery timeout), then for
+  // snapshots, a checkpoint and a commit.
+  auto r = ask_owner<bool>(*impl_->sys, *owner, impl_->cfg.command_timeout + impl_->cfg.request_timeout * 2,
+                           revoke_atom::value, p);
+  if (!r)
+    return std::move(r).error();
+  return {};
+}
+
+expected<std::vector<owned_partition>> node::owned(std::string_view type) {
+  auto owner = router_of(type);
+  if (!owner)
+    return std::move(owner).error();
+  auto r = ask_owner<std::vector<owned_partition>>(*impl_->sys, *owner, impl_->cfg.request_timeout, owned_atom::value);
+  if (r)
+    std::sort(r->begin(), r->end(), [](auto& a, auto& b) { return a.partition < b.partition; });
+  return r;
 }
 
 expected<void> node::wait_ready(std::chrono::milliseconds timeout) {
@@ -308,7 +357,8 @@ expected<void> node::wait_ready(std::chrono::milliseconds timeout) {
   for (;;) {
     bool ready = true;
     for (auto& [name, t] : impl_->types)
-      if (t.h->stats->partitions_ready.load() + t.h->stats->partitions_failed.load() < t.h->partitions.size())
+      if (t.h->stats->partitions_ready.load() + t.h->stats->partitions_failed.load() <
+          t.h->stats->partitions_owned.load())
         ready = false;
     if (ready)
       return {};

@@ -51,23 +51,42 @@ TEST_CASE("broker: a second transactional owner fences the first, whose open tra
 
   // The zombie-to-be: once armed, a new owner appears between its produce and its commit. The
   // hook runs on the journal's worker thread: it only keeps the outcome, the test checks it.
+  // The new owner appears only once the open transaction's records are in the log (a
+  // read_uncommitted reader's end offsets moved past them): librdkafka sends produced records
+  // on its own schedule, and a record fenced before it left would prove nothing.
   std::optional<expected<std::unique_ptr<journal>>> successor_made;
   std::atomic<bool> armed{false};
+  auto raw = make_kafka_journal(broker_config(journal_mode::idempotent), topic, parts);
+  REQUIRE(raw);
+  std::vector<std::int64_t> ends_before(static_cast<std::size_t>(parts), 0);
+  bool in_log = false;
   auto zombie_cfg = cfg;
   zombie_cfg.on_fault = [&](std::string_view point, std::int32_t) {
-    if (point == "journal.before_commit" && armed.exchange(false))
-      successor_made = make_kafka_journal(cfg, topic, parts); // same transactional.ids
+    if (point != "journal.before_commit" || !armed.exchange(false))
+      return;
+    in_log = eventually([&] {
+      for (std::int32_t p = 0; p < parts; ++p) {
+        auto end = (*raw)->end_offset(partition_id{p});
+        if (!end || end->value() <= ends_before[static_cast<std::size_t>(p)])
+          return false;
+      }
+      return true;
+    });
+    successor_made = make_kafka_journal(cfg, topic, parts); // same transactional.ids
   };
   auto zombie = make_kafka_journal(zombie_cfg, topic, parts);
   REQUIRE(zombie);
 
   REQUIRE((*zombie)->append_sync({by("zombie", "acc-1", 1), by("zombie", "acc-2", 1)}));
+  for (std::int32_t p = 0; p < parts; ++p)
+    ends_before[static_cast<std::size_t>(p)] = (*raw)->end_offset(partition_id{p}).value().value();
   armed = true;
   auto open_txn = (*zombie)->append_sync({by("zombie-fenced", "acc-1", 2), by("zombie-fenced", "acc-2", 2)});
   REQUIRE_FALSE(open_txn);
   CHECK(open_txn.error() == errc::fenced);
   REQUIRE(successor_made);
   REQUIRE(*successor_made);
+  CHECK(in_log); // the open transaction's records reached both partitions before the fencing
   auto& successor = **successor_made;
   auto later = (*zombie)->append_sync({by("zombie-fenced", "acc-1", 3)});
   REQUIRE_FALSE(later);
@@ -79,8 +98,6 @@ TEST_CASE("broker: a second transactional owner fences the first, whose open tra
   // the fenced transaction's records are there, so they were produced, then aborted. A
   // read_committed reader, reading up to the end offsets, sees the first owner's committed
   // events and the successor's, and nothing the fenced writer wrote.
-  auto raw = make_kafka_journal(broker_config(journal_mode::idempotent), topic, parts);
-  REQUIRE(raw);
   std::multiset<std::pair<std::string, std::uint64_t>> committed, aborted;
   for (std::int32_t p = 0; p < parts; ++p) {
     const auto end = successor->end_offset(partition_id{p});

@@ -451,8 +451,8 @@ class corrupt_checkpoint_store final : public snapshot_store {
                       const std::function<void(const record&, const cafes::error&)>& bad) override {
     return inner_->scan(p, f, bad);
   }
-  expected<void> save_checkpoint(partition_id p, offset o) override { return inner_->save_checkpoint(p, o); }
-  expected<std::optional<offset>> load_checkpoint(partition_id) override {
+  expected<void> save_mark(partition_id p, partition_mark m) override { return inner_->save_mark(p, m); }
+  expected<std::optional<partition_mark>> load_mark(partition_id) override {
     return cafes::error{errc::malformed_record, "injected: the checkpoint does not decode"};
   }
   std::int32_t partitions() const noexcept override { return inner_->partitions(); }

@@ -34,7 +34,6 @@ struct host_config {
   std::shared_ptr<snapshot_store> snapshots;
   std::shared_ptr<host_stats> stats;
   std::string node_name = "cafes";
-  std::uint64_t epoch = 0;
   codec_limits limits;
   batching_config batching;
   std::uint64_t snapshot_every = 100;          ///< snapshot an aggregate every N events (0: never)
@@ -43,6 +42,9 @@ struct host_config {
   std::chrono::milliseconds idle_timeout{60'000}; ///< passivate aggregates idle this long
   std::size_t max_resident = 100'000;          ///< live aggregate actors per partition
   std::size_t max_stash = 1000;                ///< commands waiting per aggregate or recovering partition
+  /// Single-node mode: the node owns every partition from the start. Otherwise it owns none
+  /// until assigned (assign_atom to the owner actor).
+  bool assign_all = true;
 };
 
 /// Spawns the journal actor for `j`: adaptive group commit across all aggregates of a node.
@@ -55,16 +57,19 @@ caf::actor spawn_journal_actor(caf::actor_system& sys, std::shared_ptr<journal> 
 /// The actors hosting one aggregate type.
 struct hosted {
   caf::actor journal_actor;
-  std::vector<caf::actor> partitions; ///< index = partition number
+  /// The owner of the type's partition table: it routes commands (command_msg) to the owned
+  /// partitions and answers the others with not_owner; it takes assign_atom / revoke_atom
+  /// with a partition number, owned_atom, and query_atom. Stopping it stops the partitions.
+  caf::actor owner;
+  std::vector<caf::actor> partitions; ///< the partition actors assigned at start (index = partition)
+  std::int32_t partition_count = 0;
   std::shared_ptr<host_stats> stats;
   std::shared_ptr<const aggregate_ops> ops;
 };
 
-/// Spawns the journal actor and one partition actor per partition; each partition recovers
-/// at once and serves commands when ready (commands wait meanwhile).
+/// Spawns the journal actor and the owner actor. With cfg.assign_all, it assigns every
+/// partition at once: each opens its writer, recovers, and serves commands when ready
+/// (commands wait meanwhile).
 hosted spawn_host(caf::actor_system& sys, host_config cfg);
-
-/// Returns the partition actor of aggregate `id`.
-const caf::actor& route(const hosted& h, std::string_view id);
 
 } // namespace cafes

@@ -96,6 +96,8 @@ struct snapshot_done_msg {
 };
 
 /// An idle aggregate offers to stop; the partition accepts only if nothing was routed since.
+/// Also an aggregate's answer to release_atom: then `resolved` says whether its state is
+/// exact (false: an outcome is still unknown, the state must not be snapshotted).
 struct passivate_msg {
   std::string id;
   std::uint64_t handled = 0;
@@ -103,6 +105,7 @@ struct passivate_msg {
   seq_nr seq;
   offset last;
   bool dirty = false; ///< events since the last snapshot
+  bool resolved = true;
 };
 
 /// The partition asks a live aggregate to snapshot now (it holds the checkpoint back).
@@ -114,8 +117,21 @@ struct passivate_now_msg {};
 struct scan_result {
   std::optional<cafes::error> err;
   std::vector<snapshot> snapshots;
-  std::optional<offset> checkpoint;
+  std::optional<partition_mark> mark; ///< checkpoint and epoch of the last owner, if any
   std::uint64_t corrupt = 0;
+};
+
+/// One partition this node owns, as the owner actor reports it (owned_atom).
+struct owned_partition {
+  std::int32_t partition = 0;
+  std::uint64_t epoch = 0;    ///< 0 while it has not stored its epoch yet (recovering)
+  bool ready = false;         ///< recovered and serving (or stopped on an error)
+  friend bool operator==(const owned_partition&, const owned_partition&) = default;
+};
+
+/// The outcome of a partition job of the I/O actor (opening or closing its writer).
+struct io_result {
+  std::optional<cafes::error> err;
 };
 
 /// Events of one aggregate read back after a failed persist.
@@ -143,6 +159,16 @@ using catchup_atom = caf::atom_constant<caf::atom("catchup")>;
 using checkpt_atom = caf::atom_constant<caf::atom("checkpt")>;
 using stats_atom = caf::atom_constant<caf::atom("stats")>;
 using query_atom = caf::atom_constant<caf::atom("query")>;
+/// To a type's owner actor: take partition p (open its writer, recover, serve).
+using assign_atom = caf::atom_constant<caf::atom("assign")>;
+/// To a type's owner actor: give partition p up gracefully (answered once it is released).
+using revoke_atom = caf::atom_constant<caf::atom("revoke")>;
+/// To a type's owner actor: the partitions owned now (std::vector<owned_partition>).
+using owned_atom = caf::atom_constant<caf::atom("owned")>;
+/// To a partition or an aggregate: stop serving, drain, hand the state back.
+using release_atom = caf::atom_constant<caf::atom("release")>;
+using open_atom = caf::atom_constant<caf::atom("open")>;
+using close_atom = caf::atom_constant<caf::atom("close")>;
 
 } // namespace cafes
 
@@ -165,6 +191,9 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cafes::scan_result)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cafes::catch_up_result)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cafes::read_result)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cafes::checkpoint_result)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cafes::io_result)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cafes::owned_partition)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<cafes::owned_partition>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cafes::error)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cafes::offset)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::shared_ptr<const std::function<bool(const std::any&)>>)

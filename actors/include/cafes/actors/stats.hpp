@@ -19,15 +19,18 @@ struct host_stats {
   std::atomic<std::uint64_t> passivations{0};
   std::atomic<std::uint64_t> activations{0};
   std::atomic<std::uint64_t> resident{0};             ///< live aggregate actors now
-  std::atomic<std::uint64_t> partitions_ready{0};
-  std::atomic<std::uint64_t> partitions_failed{0};   ///< stopped by corruption or Kafka errors
+  std::atomic<std::uint64_t> partitions_owned{0};    ///< assigned to this node now
+  std::atomic<std::uint64_t> partitions_ready{0};    ///< owned, recovered and serving now
+  std::atomic<std::uint64_t> partitions_failed{0};   ///< owned and stopped by corruption or Kafka errors now
+  std::atomic<std::uint64_t> assignments{0};         ///< partitions taken over (epoch bumps)
+  std::atomic<std::uint64_t> revocations{0};         ///< partitions released
   std::atomic<std::uint64_t> commands{0};
   std::atomic<std::uint64_t> rejections{0};
   std::atomic<std::uint64_t> events_persisted{0};
   std::atomic<std::uint64_t> persist_failures{0};
   std::atomic<std::uint64_t> backlog{0};             ///< events waiting in the journal actor now
-  std::atomic<std::uint64_t> overloads{0};
-  std::atomic<std::uint64_t> throttles{0};           ///< times a partition held commands for its checkpoint           ///< persists refused: the journal backlog was full
+  std::atomic<std::uint64_t> overloads{0};           ///< persists refused: the journal backlog was full
+  std::atomic<std::uint64_t> throttles{0};           ///< times a partition held commands for its checkpoint
   std::atomic<std::uint64_t> batches{0};              ///< journal appends
   std::atomic<std::uint64_t> batch_events{0};         ///< events in all batches
   std::atomic<std::uint64_t> batch_max{0};            ///< largest batch

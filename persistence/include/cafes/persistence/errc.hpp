@@ -42,6 +42,7 @@ enum class errc {
   fatal,                  ///< A fatal client error: the client must be recreated.
   closed,                 ///< The component was shut down.
   overloaded,             ///< A bounded queue is full.
+  not_owned,              ///< A write to a partition this node has not opened (owns no more).
 };
 
 /// Returns the category of cafes::errc.

@@ -108,6 +108,16 @@ class journal {
   /// replaced yet); a node reports itself not ready meanwhile.
   virtual bool healthy() const noexcept { return true; }
 
+  /// Opens partition `p`'s writer for this node, the partition's new owner. A transactional
+  /// journal creates p's producer, whose init_transactions fences every older owner and
+  /// finishes their pending transaction: afterwards nothing of theirs can still change the
+  /// partition. Opening an open partition does nothing. Blocks (up to the request timeout).
+  virtual expected<void> open(partition_id) { return {}; }
+
+  /// Closes partition `p`'s writer: finishes its pending transaction and drops its producer.
+  /// Later appends to `p` fail with not_owned until it is opened again. Blocks.
+  virtual expected<void> close(partition_id) { return {}; }
+
   /// Returns true once partition `p` was fenced (a newer owner took it over). A fenced
   /// partition takes no more writes, of events, snapshots or checkpoints: each fails with
   /// errc::fenced. Its owner must stop serving it and answer not_owner.

@@ -44,10 +44,21 @@ std::size_t snapshot_record_bytes(const snapshot& s);
 /// the command that would create it, instead of freezing its partition's checkpoint.
 expected<void> check_snapshot(const snapshot& s, const codec_limits& limits);
 
-/// Encodes the checkpoint of partition `p` as a record of `topic` under checkpoint_key.
-record encode_checkpoint(std::string topic, partition_id p, offset o);
-/// Decodes a checkpoint record; malformed_record or unsupported_version on bad input.
-expected<offset> decode_checkpoint(const record& r);
+/// What a partition's owner stores beside the snapshots of partition p: its checkpoint, and
+/// the ownership epoch of the owner that stored it. Each new owner stores the epoch it found
+/// plus one, through its freshly opened (fencing) writer, before it serves: the epoch grows
+/// with every change of owner, and a node writes events with its partition's epoch.
+struct partition_mark {
+  offset checkpoint{0};    ///< every event of the journal partition below it has a snapshot
+  std::uint64_t epoch = 0; ///< the owner's epoch (0: stored before epochs, or by a tool)
+  friend bool operator==(const partition_mark&, const partition_mark&) = default;
+};
+
+/// Encodes the mark of partition `p` as a record of `topic` under checkpoint_key.
+record encode_checkpoint(std::string topic, partition_id p, partition_mark m);
+/// Decodes a checkpoint record; malformed_record or unsupported_version on bad input. A
+/// record without an epoch (written before epochs) has epoch 0.
+expected<partition_mark> decode_checkpoint(const record& r);
 
 /// Called once per save with the outcome; may run on a thread of the store's.
 using save_callback = std::function<void(expected<void>)>;
@@ -69,11 +80,18 @@ class snapshot_store {
   virtual expected<void> scan(partition_id p, const std::function<void(snapshot)>& f,
                               const std::function<void(const record&, const error&)>& bad = {}) = 0;
 
-  /// Stores the checkpoint of partition `p`: every event below `o` is covered by a snapshot.
-  virtual expected<void> save_checkpoint(partition_id p, offset o) = 0;
+  /// Stores the mark of partition `p` (its checkpoint and its owner's epoch).
+  virtual expected<void> save_mark(partition_id p, partition_mark m) = 0;
+
+  /// Returns the mark of partition `p`, or nullopt if none was stored.
+  virtual expected<std::optional<partition_mark>> load_mark(partition_id p) = 0;
+
+  /// Stores checkpoint `o` of partition `p` with epoch 0 (for tools and tests; owners store
+  /// marks).
+  expected<void> save_checkpoint(partition_id p, offset o) { return save_mark(p, {o, 0}); }
 
   /// Returns the checkpoint of partition `p`, or nullopt if none was stored.
-  virtual expected<std::optional<offset>> load_checkpoint(partition_id p) = 0;
+  expected<std::optional<offset>> load_checkpoint(partition_id p);
 
   virtual std::int32_t partitions() const noexcept = 0;
 

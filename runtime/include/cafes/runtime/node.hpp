@@ -70,6 +70,9 @@ struct host_options {
   std::size_t max_resident = 100'000;  ///< live aggregate actors per partition
   std::size_t max_stash = 1000;
   batching_config batching{};
+  /// Own every partition from the start (single-node mode). false: the node owns none until
+  /// assign() gives it some (the seam the cluster's rebalances drive).
+  bool assign_all = true;
   /// Storage to use instead of the node's (tests inject counting or faulty journals here).
   std::shared_ptr<cafes::journal> journal{};
   std::shared_ptr<cafes::snapshot_store> snapshots{};
@@ -142,6 +145,20 @@ class node {
   /// (bounded by `timeout`). A stopped partition answers its commands with recovery_failed
   /// and counts in host_stats::partitions_failed; the others serve.
   expected<void> wait_ready(std::chrono::milliseconds timeout);
+
+  /// Takes partition `p` of aggregate type `type` over: opens its writer (in transactional
+  /// mode that fences every older owner and finishes its open transaction), stores the
+  /// partition's next ownership epoch, recovers, then serves. Returns once it is taken over;
+  /// wait_ready() waits for the recovery.
+  expected<void> assign(std::string_view type, std::int32_t p);
+
+  /// Gives partition `p` of `type` up gracefully: its new commands get not_owner at once, its
+  /// persists in flight are answered, the aggregates that hold its checkpoint back are
+  /// snapshotted, the checkpoint is stored and the writer closed. Returns once released.
+  expected<void> revoke(std::string_view type, std::int32_t p);
+
+  /// Returns the partitions of `type` this node owns, with their epochs.
+  expected<std::vector<owned_partition>> owned(std::string_view type);
 
   /// Returns the counters of aggregate type `name`, or nullptr.
   std::shared_ptr<const host_stats> stats(std::string_view name) const;
