@@ -9,6 +9,7 @@
 #include <catch2/catch.hpp>
 
 #include "cafes/runtime/node.hpp"
+#include "gated_journal.hpp"
 #include "journal_wrappers.hpp"
 #include "test_env.hpp"
 
@@ -61,9 +62,11 @@ struct poison {
   std::int64_t n = 0;
 };
 
-/// A counter whose handlers throw when the test says so.
-struct fragile {
-  static constexpr std::string_view name = "fragile";
+/// A counter whose handlers throw when the test says so; pipelined or not.
+template <bool Pipelined>
+struct fragile_type {
+  static constexpr std::string_view name = Pipelined ? "pipelined" : "fragile";
+  static constexpr bool pipelining = Pipelined;
   struct state {
     std::int64_t value = 0;
     MSGPACK_DEFINE_MAP(value);
@@ -92,6 +95,9 @@ struct fragile {
     s.value += e.n;
   }
 };
+
+using fragile = fragile_type<false>;
+using pipelined = fragile_type<true>;
 
 const auto command_timeout = scaled(std::chrono::seconds{10});
 
@@ -156,8 +162,9 @@ event_envelope envelope(const std::string& id, std::uint64_t seq, std::any event
   return e;
 }
 
+template <class A = fragile>
 void start(node& n, const host_options& o) {
-  REQUIRE(n.host<fragile>(o));
+  REQUIRE(n.host<A>(o));
   REQUIRE(n.wait_ready(scaled(std::chrono::seconds{10})));
 }
 
@@ -236,6 +243,33 @@ TEST_CASE("an apply that throws on the durable state restarts its aggregate from
   CHECK(st.seqs_of("f") == std::vector<std::uint64_t>{1, 2, 3, 4, 5});
   CHECK(n.stats("fragile")->aggregate_restarts == 1);
   CHECK(n.stats("fragile")->handler_failures == 0);
+}
+
+TEST_CASE("a pipelined aggregate restarts once its persists in flight are durable, and answers them all",
+          "[supervision]") {
+  // Fails if the restart is not started once the persists in flight are durable: the
+  // commands after them wait for good. (It must not start before: the journal actor sends
+  // the second command's event only after the first, possibly past the restart's barrier.)
+  faults::reset();
+  auto gated = std::make_shared<test::gated_journal>(make_memory_journal("sup.pipelined.events", 1), "c1");
+  node n{memory_config()};
+  start<pipelined>(n, {.partitions = 1, .journal = gated, .snapshots = make_memory_snapshot_store(1)});
+  auto first = n.ask_async<pipelined>("p", add{1}, "c1"); // held in the journal
+  REQUIRE(eventually([&] { return gated->holding(); }));
+  auto second = n.ask_async<pipelined>("p", add{2}, "c2"); // decided on the speculative state
+  REQUIRE(eventually([&] { return faults::applies == 2; }));
+  faults::arm(1, 2); // the first command's event on the durable state
+  gated->release();
+  auto r1 = first.get();
+  auto r2 = second.get();
+  REQUIRE(r1);
+  REQUIRE(r2);
+  CHECK(*r1 == 1);
+  CHECK(*r2 == 3);
+  CHECK(n.ask<pipelined>("p", get{}).value() == 3);
+  CHECK(n.ask<pipelined>("p", add{4}).value() == 7);
+  CHECK(n.stats("pipelined")->aggregate_restarts == 1);
+  CHECK(faults::applies == 2 + 1 + 2 + 2); // decided twice, the throw, both again in the restart, then add 4
 }
 
 TEST_CASE("on the embedded Kafka cluster, an apply that throws on the durable state restarts its aggregate",
