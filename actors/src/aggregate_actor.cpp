@@ -30,6 +30,7 @@ struct aggregate_state {
   caf::actor partition;
   caf::actor io;
   aggregate_id id;
+  partition_id p{0};
   std::any durable;     // state after the last durable event
   std::any speculative; // pipelining: state after the events in flight
   seq_nr seq{0};        // last durable sequence number
@@ -48,9 +49,16 @@ struct aggregate_state {
   // catch-up read past a barrier resolves it, the aggregate takes no command, takes no
   // snapshot and does not passivate, and its partition holds the checkpoint back.
   bool needs_catch_up = false;
+  // apply threw on the durable state: it is lost. Once no persist is in flight, the aggregate
+  // rebuilds it from its latest snapshot and the journal (a catch-up from the snapshot);
+  // commands wait meanwhile, as in a catch-up.
+  bool restart = false;
   bool snapshot_wanted = false; // the partition asked for a snapshot while unresolved
   std::chrono::milliseconds retry{0}; // back-off of the next catch-up after a failed one
-  std::optional<cafes::error> broken; // corruption found: every command gets this error
+  // Its state cannot be rebuilt from the journal (apply threw while it was rebuilt, or the
+  // journal holds a gap): every command gets this error; it never snapshots nor passivates,
+  // and its partition keeps its events for the next start (stopped_msg).
+  std::optional<cafes::error> stopped;
   std::uint64_t epoch = 0;             // the partition's ownership epoch (ce_cafesepoch)
   // The partition is handed over: what waits gets not_owner; the state goes back to the
   // partition once the persists in flight are answered.
@@ -63,11 +71,13 @@ void pump(self_ptr self);
 void catch_up(self_ptr self);
 
 bool unresolved(const aggregate_state& st) {
-  return st.needs_catch_up || st.recovering;
+  return st.needs_catch_up || st.restart || st.recovering;
 }
 
 void take_snapshot(self_ptr self) {
   auto& st = self->state;
+  if (st.stopped)
+    return;
   if (unresolved(st)) {
     st.snapshot_wanted = true; // a state that may miss events is never snapshotted
     return;
@@ -82,7 +92,7 @@ void take_snapshot(self_ptr self) {
 void offer_passivation(self_ptr self) {
   auto& st = self->state;
   st.passivate_asked = false;
-  if (!st.flight.empty() || !st.stash.empty() || unresolved(st))
+  if (!st.flight.empty() || !st.stash.empty() || unresolved(st) || st.stopped)
     return; // a state that may miss events never leaves the actor
   self->send(st.partition, passivate_msg{st.id.str(), st.handled, st.durable, st.seq, st.last, st.since_snapshot > 0});
 }
@@ -123,17 +133,36 @@ void schedule_catch_up(self_ptr self) {
   self->delayed_send(self, st.retry, catchup_atom::value);
 }
 
+// Stops the aggregate until the node restarts: its state cannot be rebuilt from the journal.
+void stop(self_ptr self, offset off, cafes::error e) {
+  auto& st = self->state;
+  st.stopped = e;
+  self->send(st.partition, stopped_msg{st.id.str(), off, std::move(e)});
+}
+
+void restart(self_ptr self, const std::string& what) {
+  auto& st = self->state;
+  actors_log().warn("{}: apply threw on its durable state ({}); it restarts from its snapshot and the journal",
+                    describe(*st.ctx, st.id.str()), what);
+  if (st.ctx->cfg.stats)
+    ++st.ctx->cfg.stats->aggregate_restarts;
+  st.restart = true;
+  catch_up(self);
+}
+
 // Reads the events this aggregate may have written after its last known one, up to a
-// barrier past which nothing of the failed persist can still land. Its partition holds the
-// checkpoint meanwhile. If Kafka cannot be read now, waiting commands fail and it retries
-// with a growing back-off.
+// barrier past which nothing of the failed persist can still land; for a restart, every
+// event after its latest snapshot, up to the barrier, once no persist is in flight. Its
+// partition holds the checkpoint meanwhile. If Kafka cannot be read now, waiting commands
+// fail and it retries with a growing back-off.
 void catch_up(self_ptr self) {
   auto& st = self->state;
-  if (st.recovering || !st.needs_catch_up)
+  if (st.recovering || !(st.needs_catch_up || st.restart) || !st.flight.empty())
     return;
   st.recovering = true;
   auto gen = st.generation;
-  self->request(st.partition, caf::infinite, catchup_atom::value, st.id.str(), offset{st.last.value() + 1})
+  const offset from{st.restart ? -1 : st.last.value() + 1}; // -1: from the latest snapshot
+  self->request(st.partition, caf::infinite, catchup_atom::value, st.id.str(), from)
     .then(
       [=](catch_up_result& r) {
         auto& s = self->state;
@@ -142,38 +171,53 @@ void catch_up(self_ptr self) {
         s.recovering = false;
         if (r.err) {
           actors_log().warn("catch-up of '{}' failed: {}", s.id.str(), r.err->to_string());
-          fail_stash(self, cafes::error{actor_errc::persist_failed, "cannot re-read '" + s.id.str() +
-                                                                        "' after a failed persist: " +
+          fail_stash(self, cafes::error{actor_errc::persist_failed, "cannot read '" + s.id.str() +
+                                                                        "' back from the journal: " +
                                                                         r.err->to_string()});
           schedule_catch_up(self);
           return;
+        }
+        if (s.restart) {
+          s.durable = r.state.has_value() ? std::move(r.state) : s.ctx->cfg.ops->initial_state();
+          s.seq = r.seq;
+          s.last = r.last;
+          s.since_snapshot = 0;
         }
         for (std::size_t i = 0; i < r.events.size(); ++i) {
           auto& ev = r.events[i];
           if (ev.seq.value() <= s.seq.value())
             continue;
           if (ev.seq.value() != s.seq.value() + 1) {
-            s.broken = cafes::error{errc::sequence_gap, "aggregate '" + s.id.str() + "' jumps from " +
-                                                            std::to_string(s.seq.value()) + " to " +
-                                                            std::to_string(ev.seq.value()) + " at " +
-                                                            s.ctx->cfg.journal->topic() + "@" +
-                                                            std::to_string(r.offsets[i].value())};
+            stop(self, r.offsets[i],
+                 cafes::error{errc::sequence_gap, "aggregate '" + s.id.str() + "' jumps from " +
+                                                    std::to_string(s.seq.value()) + " to " +
+                                                    std::to_string(ev.seq.value()) + " at " +
+                                                    s.ctx->cfg.journal->topic() + "/" + std::to_string(s.p.value()) +
+                                                    "@" + std::to_string(r.offsets[i].value())});
             break;
           }
           auto typed = s.ctx->cfg.ops->decode_event(ev);
           if (!typed) {
-            s.broken = typed.error();
+            stop(self, r.offsets[i], typed.error());
             break;
           }
-          s.ctx->cfg.ops->apply(s.durable, *typed);
+          if (auto what = guarded([&] { s.ctx->cfg.ops->apply(s.durable, *typed); })) {
+            // Thrown while the state was rebuilt: it would throw at every restart.
+            if (s.restart) {
+              stop(self, r.offsets[i], stopped_error(*s.ctx, s.id.str(), s.p, r.offsets[i], *what));
+              break;
+            }
+            // Thrown on the live state: the events caught up so far are known to the
+            // partition, and the restart reads them again with the rest.
+            return restart(self, *what);
+          }
           s.seq = ev.seq;
           s.last = r.offsets[i];
           ++s.since_snapshot;
           self->send(s.partition, persisted_msg{s.id.str(), s.seq, r.offsets[i], r.offsets[i], 1});
         }
-        if (s.broken)
-          actors_log().error("{}", s.broken->to_string());
         s.needs_catch_up = false;
+        s.restart = false;
         s.retry = std::chrono::milliseconds{0};
         s.next_seq = s.seq.value();
         self->send(s.partition, resolved_msg{s.id.str()});
@@ -216,8 +260,8 @@ void on_persisted(self_ptr self, std::uint64_t gen, std::uint64_t first_seq, per
                              : cafes::error{actor_errc::persist_failed,
                                             r.err->message.empty() ? r.err->to_string() : r.err->message});
       st.needs_catch_up = true;
-      catch_up(self);
     }
+    catch_up(self); // after an unknown outcome, or a restart that waited for the persists in flight
     pump(self);
     return;
   }
@@ -230,8 +274,15 @@ void on_persisted(self_ptr self, std::uint64_t gen, std::uint64_t first_seq, per
     pump(self);
     return;
   }
-  for (auto& e : it->events)
-    st.ctx->cfg.ops->apply(st.durable, e);
+  // The same apply took these events at decide time, so it throws here only if it is not
+  // deterministic. The events are durable: their command succeeds, and the lost state is
+  // rebuilt from the journal. A state already lost takes no events: the restart reads them.
+  std::optional<std::string> threw;
+  if (!st.restart)
+    threw = guarded([&] {
+      for (auto& e : it->events)
+        st.ctx->cfg.ops->apply(st.durable, e);
+    });
   const auto n = it->events.size();
   st.seq = seq_nr{st.seq.value() + n};
   st.last = r.positions.back().off;
@@ -239,6 +290,10 @@ void on_persisted(self_ptr self, std::uint64_t gen, std::uint64_t first_seq, per
   if (st.ctx->cfg.stats)
     st.ctx->cfg.stats->events_persisted += n;
   deliver_ready(self);
+  if (threw)
+    restart(self, *threw);
+  else
+    catch_up(self); // a restart waits for the last persist in flight
   st.since_snapshot += n;
   if (st.snapshot_wanted || (st.ctx->cfg.snapshot_every > 0 && st.since_snapshot >= st.ctx->cfg.snapshot_every))
     take_snapshot(self);
@@ -255,6 +310,18 @@ std::optional<cafes::error> check_state(const host_context& ctx, const aggregate
   if (auto ok = check_snapshot(s, ctx.cfg.limits); !ok)
     return ok.error();
   return std::nullopt;
+}
+
+// handle, or apply on a copy of the state at decide time, threw: the command fails, nothing
+// is written, and the aggregate goes on from its state, which neither touched.
+cafes::error handler_failed(self_ptr self, std::string_view handler, const std::string& what) {
+  auto& st = self->state;
+  if (st.ctx->cfg.stats)
+    ++st.ctx->cfg.stats->handler_failures;
+  cafes::error e{actor_errc::handler_failed, describe(*st.ctx, st.id.str()) + ": " + std::string{handler} +
+                                               " threw: " + what};
+  actors_log().warn("{}; the command fails, nothing is written", e.message);
+  return e;
 }
 
 // Answers a command that writes nothing: at once, or after the persists before it, so that
@@ -274,14 +341,18 @@ void pump(self_ptr self) {
   while (!unresolved(st) && !st.stash.empty() && (st.flight.empty() || pipelining)) {
     auto w = std::move(st.stash.front());
     st.stash.erase(st.stash.begin());
-    if (st.broken) {
-      w.rp.deliver(command_reply{*st.broken, {}});
+    if (st.stopped) {
+      w.rp.deliver(command_reply{*st.stopped, {}});
       continue;
     }
     if (st.flight.empty())
       st.speculative.reset();
     const std::any& base = st.speculative.has_value() ? st.speculative : st.durable;
-    auto d = ctx.cfg.ops->decide(base, w.msg.command);
+    decided d;
+    if (auto what = guarded([&] { d = ctx.cfg.ops->decide(base, w.msg.command); })) {
+      answer(self, w.rp, handler_failed(self, "handle", *what), {});
+      continue;
+    }
     if (d.rejection) {
       if (ctx.cfg.stats)
         ++ctx.cfg.stats->rejections;
@@ -320,10 +391,17 @@ void pump(self_ptr self) {
     }
     // The state after these events must still fit a snapshot: one that cannot be snapshotted
     // would hold its partition's checkpoint back for good, and recovery would be unbounded.
+    // And apply must take them: an event it rejects is never written, or it would stop the
+    // aggregate at every recovery.
     std::any next = base;
     if (!bad) {
-      for (auto& ev : d.events)
-        ctx.cfg.ops->apply(next, ev);
+      if (auto what = guarded([&] {
+            for (auto& ev : d.events)
+              ctx.cfg.ops->apply(next, ev);
+          })) {
+        answer(self, w.rp, handler_failed(self, "apply", *what), {});
+        continue;
+      }
       bad = check_state(ctx, st.id, seq, next);
     }
     if (bad) {
@@ -349,7 +427,7 @@ void pump(self_ptr self) {
   }
   if (st.release && st.flight.empty()) {
     st.release->deliver(passivate_msg{st.id.str(), st.handled, st.durable, st.seq, st.last, st.since_snapshot > 0,
-                                      !unresolved(st) && !st.broken});
+                                      !unresolved(st) && !st.stopped});
     st.release.reset();
     return;
   }
@@ -368,6 +446,7 @@ caf::behavior aggregate_actor(self_ptr self, context_ptr ctx, caf::actor partiti
   st.partition = std::move(partition);
   st.io = std::move(io);
   st.id = aggregate_id::unchecked(std::move(start.id));
+  st.p = start.p;
   st.durable = start.state.has_value() ? std::move(start.state) : st.ctx->cfg.ops->initial_state();
   st.seq = start.seq;
   st.next_seq = start.seq.value();
@@ -412,7 +491,8 @@ caf::behavior aggregate_actor(self_ptr self, context_ptr ctx, caf::actor partiti
       return rp;
     },
     [=](query_atom, std::shared_ptr<const std::function<bool(const std::any&)>> pred) {
-      return (*pred)(self->state.durable);
+      auto& s = self->state;
+      return !s.stopped && !s.restart && (*pred)(s.durable); // a lost state matches nothing
     },
     [=](passivate_now_msg) {
       auto& s = self->state;

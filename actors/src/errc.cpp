@@ -21,6 +21,7 @@ class actors_category_impl final : public std::error_category {
       case actor_errc::timeout: return "timeout";
       case actor_errc::shutting_down: return "shutting_down";
       case actor_errc::not_owner: return "not_owner";
+      case actor_errc::handler_failed: return "handler_failed";
     }
     return "unknown(" + std::to_string(v) + ")";
   }

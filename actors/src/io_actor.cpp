@@ -57,6 +57,32 @@ caf::behavior io_actor(caf::event_based_actor*, context_ptr ctx, partition_id p)
         out.err = barrier.error();
         return out;
       }
+      if (from.value() < 0) { // a restart: from the latest snapshot
+        from = offset{0};
+        auto snap = ctx->cfg.snapshots->load(aggregate_id::unchecked(id));
+        if (!snap && !undecodable(snap.error())) {
+          out.err = snap.error();
+          return out;
+        }
+        expected<std::any> state{std::any{}}; // empty: no snapshot
+        if (!snap)
+          state = snap.error();
+        else if (*snap)
+          state = ctx->cfg.ops->decode_state((*snap)->state_type, (*snap)->state_version, (*snap)->state);
+        if (!state) {
+          // As in recovery: a snapshot that does not decode is counted, and the aggregate is
+          // rebuilt from its first event, never loses one.
+          if (ctx->cfg.stats)
+            ++ctx->cfg.stats->corrupt_snapshots;
+          actors_log().error("snapshot of '{}' does not decode ({}); it restarts from the journal", id,
+                             state.error().to_string());
+        } else if (state->has_value()) {
+          out.state = std::move(*state);
+          out.seq = (*snap)->seq;
+          out.last = (*snap)->journal_offset;
+          from = offset{out.last.value() + 1};
+        }
+      }
       for (;;) {
         auto c = ctx->cfg.journal->read(p, from, ctx->cfg.replay_chunk);
         if (!c) {

@@ -25,6 +25,14 @@ struct live_entry {
   std::uint64_t tick = 0;
 };
 
+// An aggregate whose state cannot be rebuilt (apply threw on one of its events): it answers
+// `err` until the node restarts, and `floor`, its first event not covered by a snapshot,
+// holds the stored checkpoint, so that none of its events is lost.
+struct stopped_entry {
+  std::int64_t floor = 0;
+  cafes::error err;
+};
+
 // Where an aggregate's events stand against its latest durable snapshot.
 struct track {
   std::int64_t uncovered = -1; // offset of the first event not covered by a snapshot
@@ -55,6 +63,10 @@ struct partition_state {
   std::unordered_set<std::string> release_snaps; // snapshots the release waits for
   caf::response_promise release;
   enum { uncounted, counted_ready, counted_failed } counted = uncounted; // in host_stats' gauges
+  // The checkpoint that would be stored if no aggregate were stopped: the replay bound counts
+  // from it, so that a stopped aggregate never holds its partition's commands back.
+  std::int64_t bound_checkpoint = 0;
+  std::unordered_map<std::string, stopped_entry> stopped;
   bool checkpoint_in_flight = false;
   std::uint64_t tick = 0;
   // The checkpoint also stays below the end the partition had when each batch in flight was
@@ -66,12 +78,21 @@ struct partition_state {
 
 using self_ptr = caf::stateful_actor<partition_state>*;
 
+// The checkpoint as far as the aggregates that are not stopped go.
 std::int64_t checkpoint(const partition_state& st) {
   auto c = st.holders.empty() ? st.end : st.holders.begin()->first;
   for (auto& [b, off] : st.batch_pins)
     c = std::min(c, off);
   for (auto& [id, off] : st.holds)
     c = std::min(c, off);
+  return c;
+}
+
+// The checkpoint that may be stored: the stopped aggregates hold it too.
+std::int64_t storable(const partition_state& st) {
+  auto c = checkpoint(st);
+  for (auto& [id, x] : st.stopped)
+    c = std::min(c, x.floor);
   return c;
 }
 
@@ -92,8 +113,12 @@ void set_uncovered(partition_state& st, const std::string& id, std::int64_t off)
 
 void on_persisted(partition_state& st, const persisted_msg& m) {
   auto& t = st.tracks[m.id];
-  if (t.uncovered < 0)
-    set_uncovered(st, m.id, m.first.value());
+  if (t.uncovered < 0) {
+    if (auto x = st.stopped.find(m.id); x != st.stopped.end())
+      x->second.floor = std::min(x->second.floor, m.first.value());
+    else
+      set_uncovered(st, m.id, m.first.value());
+  }
   t.last = std::max(t.last, m.last.value());
   st.end = std::max(st.end, m.last.value() + 1);
 }
@@ -101,23 +126,29 @@ void on_persisted(partition_state& st, const persisted_msg& m) {
 // Whether the partition holds new commands back: its stored checkpoint lags the end by
 // max_replay, so a recovery now would read that many events. They are served again once a
 // checkpoint closer to the end is stored. This makes the replay bound hard: max_replay plus
-// what the commands already routed write, whatever the snapshots' latency.
+// what the commands already routed write, whatever the snapshots' latency. Stopped
+// aggregates do not count (bound_checkpoint): they suspend the bound as far as their own
+// events go, until they are fixed, and never stall their partition.
 bool throttled(const partition_state& st) {
   const auto max_replay = static_cast<std::int64_t>(st.ctx->cfg.max_replay);
-  return st.ready && !st.failure && max_replay > 0 && st.end - st.stored_checkpoint >= max_replay;
+  return st.ready && !st.failure && max_replay > 0 && st.end - st.bound_checkpoint >= max_replay;
 }
 
 void serve_stash(self_ptr self);
+void checkpoint_stored(self_ptr self, std::int64_t c);
 
 void maybe_store_checkpoint(self_ptr self) {
   auto& st = self->state;
   const auto c = checkpoint(st);
   const auto step = std::max<std::int64_t>(1, static_cast<std::int64_t>(st.ctx->cfg.max_replay / 8));
-  if (st.checkpoint_in_flight || c <= st.stored_checkpoint ||
-      (c - st.stored_checkpoint < step && !st.holders.empty() && !throttled(st)))
+  if (st.checkpoint_in_flight || c <= st.bound_checkpoint ||
+      (c - st.bound_checkpoint < step && !st.holders.empty() && !throttled(st)))
     return;
+  const auto store = storable(st);
+  if (store <= st.stored_checkpoint) // stopped aggregates hold it: nothing new to write
+    return checkpoint_stored(self, c);
   st.checkpoint_in_flight = true;
-  self->request(st.io, caf::infinite, checkpt_atom::value, offset{c}, st.epoch)
+  self->request(st.io, caf::infinite, checkpt_atom::value, offset{store}, st.epoch)
     .then([=](checkpoint_result& r) {
       auto& s = self->state;
       s.checkpoint_in_flight = false;
@@ -131,10 +162,41 @@ void maybe_store_checkpoint(self_ptr self) {
       s.stored_checkpoint = std::max(s.stored_checkpoint, r.off.value());
       if (s.ctx->cfg.stats)
         ++s.ctx->cfg.stats->checkpoints_written;
-      maybe_store_checkpoint(self);
-      if (!throttled(s) && !s.stash.empty())
-        serve_stash(self);
+      checkpoint_stored(self, c);
     });
+}
+
+// Checkpoint `c` is stored, or would be but for the stopped aggregates.
+void checkpoint_stored(self_ptr self, std::int64_t c) {
+  auto& st = self->state;
+  st.bound_checkpoint = std::max(st.bound_checkpoint, c);
+  maybe_store_checkpoint(self);
+  if (!throttled(st) && !st.stash.empty())
+    serve_stash(self);
+}
+
+// Stops aggregate `id`, which answers `err` from now on: its state cannot be rebuilt from the
+// journal. It keeps the stored checkpoint at its first event not covered by a snapshot (or at
+// `off`, the event that stopped it), so that the next start, with a fixed apply, reads all of
+// its events; it is never snapshotted, and no longer counts for the replay bound.
+void stop(partition_state& st, const std::string& id, std::int64_t off, cafes::error err) {
+  auto floor = off;
+  if (auto x = st.stopped.find(id); x != st.stopped.end())
+    floor = std::min(floor, x->second.floor);
+  if (auto t = st.tracks.find(id); t != st.tracks.end() && t->second.uncovered >= 0)
+    floor = std::min(floor, t->second.uncovered);
+  set_uncovered(st, id, -1);
+  if (auto h = st.holds.find(id); h != st.holds.end()) {
+    floor = std::min(floor, h->second);
+    st.holds.erase(h);
+  }
+  st.snapshot_requested.erase(id);
+  st.cold.erase(id);
+  actors_log().error("{}; partition {}/{} keeps its events from offset {} on (recovery reads from there)",
+                     err.to_string(), st.ctx->cfg.journal->topic(), st.p.value(), floor);
+  if (st.ctx->cfg.stats)
+    ++st.ctx->cfg.stats->aggregates_stopped;
+  st.stopped.insert_or_assign(id, stopped_entry{floor, std::move(err)});
 }
 
 // Snapshots the aggregates that hold the checkpoint back, so that recovery stays within
@@ -222,8 +284,13 @@ void activate(self_ptr self, command_msg& m, caf::response_promise& rp) {
   }
   auto l = st.live.find(m.id);
   if (l == st.live.end()) {
+    if (auto x = st.stopped.find(m.id); x != st.stopped.end()) { // stopped during recovery
+      rp.deliver(command_reply{x->second.err, {}});
+      return;
+    }
     aggregate_start start;
     start.id = m.id;
+    start.p = st.p;
     if (auto c = st.cold.find(m.id); c != st.cold.end()) {
       start.state = std::move(c->second.state);
       start.seq = c->second.seq;
@@ -255,6 +322,10 @@ void finish_recovery(self_ptr self) {
   }
   actors_log().debug("partition {}/{} ready: {} aggregates, checkpoint {}, end {}", st.ctx->cfg.journal->topic(),
                     st.p.value(), st.cold.size(), checkpoint(st), st.end);
+  if (!st.stopped.empty())
+    actors_log().warn("partition {}/{} serves with {} aggregates stopped; until they are fixed, its stored checkpoint "
+                      "stays at offset {} and every recovery reads from there, beyond max_replay",
+                      st.ctx->cfg.journal->topic(), st.p.value(), st.stopped.size(), storable(st));
   keep_bounded(self);
   maybe_store_checkpoint(self); // a replay from an older checkpoint than the snapshots allow
   serve_stash(self);
@@ -275,8 +346,11 @@ void fail_recovery(self_ptr self, cafes::error e) {
   serve_stash(self);
 }
 
-// Applies one recovered event; returns an error on a gap or a repeat.
+// Applies one recovered event; returns an error on a gap or a repeat. An apply that throws
+// stops only its aggregate, whose later events are skipped.
 expected<void> replay_one(partition_state& st, event_envelope& ev, offset off) {
+  if (st.stopped.count(ev.id.str()))
+    return {};
   auto& c = st.cold[ev.id.str()];
   if (!c.state.has_value())
     c.state = st.ctx->cfg.ops->initial_state();
@@ -296,7 +370,10 @@ expected<void> replay_one(partition_state& st, event_envelope& ev, offset off) {
   auto typed = st.ctx->cfg.ops->decode_event(ev);
   if (!typed)
     return cafes::error{typed.error().code, typed.error().message + at()};
-  st.ctx->cfg.ops->apply(c.state, *typed);
+  if (auto what = guarded([&] { st.ctx->cfg.ops->apply(c.state, *typed); })) {
+    stop(st, ev.id.str(), off.value(), stopped_error(*st.ctx, ev.id.str(), st.p, off, *what));
+    return {};
+  }
   c.seq = ev.seq;
   c.last = off;
   ++c.since_snapshot;
@@ -417,6 +494,7 @@ void scan(self_ptr self) {
         if (r.mark && !fallback)
           from = r.mark->checkpoint.value();
         s.stored_checkpoint = from;
+        s.bound_checkpoint = from;
         s.end = std::max(s.end, from);
         claim_epoch(self, from, r.mark ? r.mark->epoch : 0);
       },
@@ -455,7 +533,7 @@ void finish_release(self_ptr self) {
         },
         [=](caf::error&) { done(); });
   };
-  const auto c = checkpoint(st);
+  const auto c = storable(st);
   if (!st.ready || st.failure || st.epoch == 0 || c <= st.stored_checkpoint)
     return close();
   self->request(st.io, caf::infinite, checkpt_atom::value, offset{c}, st.epoch)
@@ -474,7 +552,7 @@ void release_snapshots(self_ptr self) {
   auto& st = self->state;
   for (auto& [off, holding] : st.holders)
     for (auto& id : holding)
-      if (!st.holds.count(id) && st.cold.count(id))
+      if (!st.holds.count(id) && !st.stopped.count(id) && st.cold.count(id))
         st.release_snaps.insert(id);
   for (auto& id : std::vector<std::string>{st.release_snaps.begin(), st.release_snaps.end()}) {
     auto& c = st.cold.at(id);
@@ -493,7 +571,10 @@ void take_back(self_ptr self, passivate_msg& m) {
     if (st.ctx->cfg.stats)
       --st.ctx->cfg.stats->resident;
   }
-  st.cold[m.id] = cold_entry{std::move(m.state), m.seq, m.last, m.dirty ? 1u : 0u, 0};
+  if (m.resolved)
+    st.cold[m.id] = cold_entry{std::move(m.state), m.seq, m.last, m.dirty ? 1u : 0u, 0};
+  else // its state may miss events: never snapshotted, its events stay above the checkpoint
+    st.cold.erase(m.id);
 }
 
 caf::behavior partition_actor(self_ptr self, context_ptr ctx, partition_id p) {
@@ -551,6 +632,10 @@ caf::behavior partition_actor(self_ptr self, context_ptr ctx, partition_id p) {
       auto pin = s.batch_pins.find(m.batch);
       const auto floor = pin != s.batch_pins.end() ? pin->second : checkpoint(s);
       for (auto& id : m.unknown) {
+        if (auto x = s.stopped.find(id); x != s.stopped.end()) {
+          x->second.floor = std::min(x->second.floor, floor);
+          continue;
+        }
         auto [h, fresh] = s.holds.emplace(id, floor);
         if (!fresh)
           h->second = std::min(h->second, floor);
@@ -565,10 +650,15 @@ caf::behavior partition_actor(self_ptr self, context_ptr ctx, partition_id p) {
       self->state.holds.erase(m.id);
       maybe_store_checkpoint(self);
     },
+    [=](stopped_msg& m) {
+      stop(self->state, m.id, m.off.value(), std::move(m.err));
+      maybe_store_checkpoint(self); // it may have been what held the commands back
+    },
     [=](catchup_atom a, std::string& id, offset from) {
-      // Events of a failed persist land after the end the partition had when it was sent.
+      // Events of a failed persist land after the end the partition had when it was sent. A
+      // restart (from < 0) reads every event after the snapshot.
       auto& s = self->state;
-      if (auto h = s.holds.find(id); h != s.holds.end())
+      if (auto h = s.holds.find(id); h != s.holds.end() && from.value() >= 0)
         from = offset{std::max(from.value(), h->second)};
       return self->delegate(s.io, a, std::move(id), from);
     },

@@ -277,6 +277,9 @@ struct http_interface::impl {
                  {"batch_max", s->batch_max.load()},
                  {"sequence_errors", s->sequence_errors.load()},
                  {"partitions_failed", s->partitions_failed.load()},
+                 {"handler_failures", s->handler_failures.load()},
+                 {"aggregate_restarts", s->aggregate_restarts.load()},
+                 {"aggregates_stopped", s->aggregates_stopped.load()},
                  {"resident", s->resident.load()}};
     }
     if (auto m = transfer_manager_stats(node))

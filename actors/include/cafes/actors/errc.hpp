@@ -18,6 +18,7 @@ enum class actor_errc {
   timeout,                    ///< no reply within the command's deadline
   shutting_down,              ///< the node is stopping
   not_owner,                  ///< this node no longer owns the aggregate's partition (fenced)
+  handler_failed,             ///< the aggregate's handle or apply threw; the message says what
 };
 
 /// Returns the category of cafes::actor_errc.

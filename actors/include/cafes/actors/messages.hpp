@@ -82,6 +82,15 @@ struct resolved_msg {
   std::string id;
 };
 
+/// A live aggregate stopped at its event at `off` (apply threw while it was rebuilt, or the
+/// journal holds a gap): it answers every command with `err`, never snapshots, and its
+/// partition keeps the checkpoint at its first event not covered by a snapshot.
+struct stopped_msg {
+  std::string id;
+  offset off;
+  cafes::error err;
+};
+
 /// Tells the journal actor the partition actors to settle batches with (index = partition).
 struct partitions_msg {
   std::vector<caf::actor> partitions;
@@ -134,11 +143,16 @@ struct io_result {
   std::optional<cafes::error> err;
 };
 
-/// Events of one aggregate read back after a failed persist.
+/// Events of one aggregate read back after a failed persist, or for a restart (then from its
+/// latest snapshot: `state`, empty if it has none, is the snapshot's state after `seq`, the
+/// event at `last`).
 struct catch_up_result {
   std::optional<cafes::error> err;
   std::vector<event_envelope> events;
   std::vector<offset> offsets;
+  std::any state;
+  seq_nr seq{0};
+  offset last{-1};
 };
 
 /// One chunk of a journal partition, read by the I/O actor.
@@ -182,6 +196,7 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cafes::persisted_msg)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cafes::snapshot_done_msg)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cafes::partitions_msg)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cafes::resolved_msg)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cafes::stopped_msg)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cafes::batch_settled_msg)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cafes::batch_sent_msg)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cafes::passivate_msg)

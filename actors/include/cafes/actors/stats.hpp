@@ -29,8 +29,11 @@ struct host_stats {
   std::atomic<std::uint64_t> events_persisted{0};
   std::atomic<std::uint64_t> persist_failures{0};
   std::atomic<std::uint64_t> backlog{0};             ///< events waiting in the journal actor now
-  std::atomic<std::uint64_t> overloads{0};           ///< persists refused: the journal backlog was full
+  std::atomic<std::uint64_t> overloads{0};            ///< persists refused: the journal backlog was full
   std::atomic<std::uint64_t> throttles{0};           ///< times a partition held commands for its checkpoint
+  std::atomic<std::uint64_t> handler_failures{0};    ///< commands failed because handle or apply threw
+  std::atomic<std::uint64_t> aggregate_restarts{0};  ///< apply threw on a durable state: rebuilt from the journal
+  std::atomic<std::uint64_t> aggregates_stopped{0};  ///< stopped until fixed (apply threw on a replayed event, ...)
   std::atomic<std::uint64_t> batches{0};              ///< journal appends
   std::atomic<std::uint64_t> batch_events{0};         ///< events in all batches
   std::atomic<std::uint64_t> batch_max{0};            ///< largest batch
