@@ -184,11 +184,16 @@ void settle(self_ptr self, std::uint64_t batch, std::vector<request>& reqs, cons
       r.rp.deliver(std::move(ok));
       continue;
     }
-    // An unknown outcome is persist_failed whatever the cause; a refusal keeps its cause
-    // (overloaded, event_too_large, ...), so that clients see what to do.
+    // An unknown outcome is persist_failed whatever the cause, except fencing: then another
+    // node owns the partition (whatever landed is its now) and the aggregate answers
+    // not_owner. A refusal keeps its cause (overloaded, event_too_large, ...), so that
+    // clients see what to do.
     const auto o = failed.at(r.id);
     st.poisoned.insert(r.id);
-    deliver_error(r, o == event_outcome::unknown ? cafes::error{actor_errc::persist_failed, cause.to_string()} : cause,
+    deliver_error(r,
+                  o == event_outcome::unknown && cause != errc::fenced
+                    ? cafes::error{actor_errc::persist_failed, cause.to_string()}
+                    : cause,
                   o);
   }
   drop_poisoned(st);

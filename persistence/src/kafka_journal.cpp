@@ -461,7 +461,7 @@ class transactional_journal final : public kafka_journal_base, public partition_
   error abandon(std::int32_t p, part& pt, error e) {
     if (e.code == errc::fenced || e.code == errc::fatal) {
       persistence_log().error("partition {} of {} stops writing: {}", p, topic_, e.to_string());
-      kill(pt, e);
+      e = kill(pt, e); // a fatal error caused by fencing is reported as fenced
     } else {
       std::unique_ptr<RdKafka::Error> a{pt.producer->abort_transaction(timeout_ms())};
       if (a) {
@@ -477,13 +477,14 @@ class transactional_journal final : public kafka_journal_base, public partition_
 
   // Stops the partition for good. A fenced producer reports a fatal error whose cause is
   // ERR__FENCED; the partition is then fenced, whichever call noticed it first.
-  void kill(part& pt, error e) {
+  error kill(part& pt, error e) {
     std::string reason;
     if (e.code == errc::fenced || pt.producer->fatal_error(reason) == RdKafka::ERR__FENCED) {
       e.code = make_error_code(errc::fenced);
       pt.fenced = true;
     }
-    pt.dead = std::move(e);
+    pt.dead = e;
+    return e;
   }
 
   expected<void> start_partition(std::int32_t p, const std::vector<record>& recs,
@@ -556,7 +557,8 @@ class transactional_journal final : public kafka_journal_base, public partition_
 } // namespace
 
 expected<std::unique_ptr<journal>> make_kafka_journal(const kafka_config& given, std::string topic,
-                                                      std::int32_t partitions, std::vector<partition_id> owned) {
+                                                      std::int32_t partitions,
+                                                      std::optional<std::vector<partition_id>> owned) {
   if (partitions <= 0)
     return error{errc::invalid_argument, "a journal needs at least one partition"};
   auto limits = effective_limits(given, {topic});
@@ -575,14 +577,16 @@ expected<std::unique_ptr<journal>> make_kafka_journal(const kafka_config& given,
     return std::unique_ptr<journal>{std::make_unique<idempotent_journal>(std::move(topic), partitions, cfg.limits,
                                                                          std::move(*reader), std::move(*producer))};
   }
-  if (owned.empty())
+  if (!owned) {
+    owned.emplace();
     for (std::int32_t p = 0; p < partitions; ++p)
-      owned.push_back(partition_id{p});
-  for (auto p : owned)
+      owned->push_back(partition_id{p});
+  }
+  for (auto p : *owned)
     if (p.value() < 0 || p.value() >= partitions)
       return error{errc::invalid_argument, "owned partition " + std::to_string(p.value()) + " does not exist"};
   auto j = std::make_unique<transactional_journal>(cfg, std::move(topic), partitions, std::move(*reader));
-  if (auto ok = j->start(owned); !ok)
+  if (auto ok = j->start(*owned); !ok)
     return std::move(ok).error();
   return std::unique_ptr<journal>{std::move(j)};
 }

@@ -221,7 +221,8 @@ expected<void> node::host_impl(std::shared_ptr<const aggregate_ops> ops, host_op
       if (auto ok = ensure_topics(d.kafka, specs); !ok)
         return ok;
       if (!j) {
-        auto kj = make_kafka_journal(d.kafka, names.events, opts.partitions);
+        // No writer is opened here: each partition opens its own when it is assigned.
+        auto kj = make_kafka_journal(d.kafka, names.events, opts.partitions, std::vector<partition_id>{});
         if (!kj)
           return std::move(kj).error();
         j = std::move(*kj);

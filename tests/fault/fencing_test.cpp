@@ -136,7 +136,7 @@ TEST_CASE("broker: a batch whose partitions fare differently reports each partit
   auto zombie_cfg = cfg;
   zombie_cfg.on_fault = [&](std::string_view point, std::int32_t p) {
     if (point == "journal.before_commit" && p == 1 && !successor)
-      successor = make_kafka_journal(cfg, t.names.events, 2, {partition_id{1}});
+      successor = make_kafka_journal(cfg, t.names.events, 2, std::vector<partition_id>{partition_id{1}});
   };
   auto zombie = make_kafka_journal(zombie_cfg, t.names.events, 2);
   REQUIRE(zombie);

@@ -21,7 +21,7 @@ TEST_CASE("broker: transactional journal contract", "[journal][broker]") {
 TEST_CASE("broker: transactional journal refuses partitions it does not own", "[journal][broker][bad-input]") {
   auto cfg = broker_config(journal_mode::transactional);
   auto t = provision(cfg, "tx-owned", 4);
-  auto j = make_kafka_journal(cfg, t.names.events, t.partitions, {partition_for("a", 4)});
+  auto j = make_kafka_journal(cfg, t.names.events, t.partitions, std::vector<partition_id>{partition_for("a", 4)});
   REQUIRE(j);
   REQUIRE((*j)->append_sync({make_event("a", 1)}));
   std::string other = "b";
@@ -29,8 +29,20 @@ TEST_CASE("broker: transactional journal refuses partitions it does not own", "[
     other = "b" + std::to_string(i);
   auto r = (*j)->append_sync({make_event(other, 1)});
   REQUIRE_FALSE(r);
-  CHECK(r.error() == errc::invalid_argument);
-  CHECK(make_kafka_journal(cfg, t.names.events, 4, {partition_id{9}}).error() == errc::invalid_argument);
+  CHECK(r.error() == errc::not_owned);
+  CHECK(make_kafka_journal(cfg, t.names.events, 4, std::vector<partition_id>{partition_id{9}}).error() == errc::invalid_argument);
+
+  // Opened, the partition takes writes; closed again, it refuses them.
+  const auto po = partition_for(other, 4);
+  REQUIRE((*j)->open(po));
+  REQUIRE((*j)->open(po)); // opening an open partition does nothing
+  REQUIRE((*j)->append_sync({make_event(other, 1)}));
+  REQUIRE((*j)->close(po));
+  auto closed = (*j)->append_sync({make_event(other, 2)});
+  REQUIRE_FALSE(closed);
+  CHECK(closed.error() == errc::not_owned);
+  CHECK((*j)->open(partition_id{9}).error() == errc::invalid_argument);
+  CHECK((*j)->end_offset(po).value().value() >= 1);
 }
 
 TEST_CASE("broker: snapshot store contract (latest wins on a compacted topic)", "[snapshot][broker]") {

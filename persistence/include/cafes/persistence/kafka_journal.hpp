@@ -2,6 +2,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -12,13 +13,14 @@
 namespace cafes {
 
 /// Opens the journal on `topic` (which must exist with `partitions` partitions).
-/// In transactional mode it initialises one transactional producer per partition in
-/// `owned` (all partitions when empty), which fences any older owner of them. Its limits
-/// are cfg.limits narrowed by effective_limits.
+/// In transactional mode it opens (journal::open) the partitions in `owned`, each with a
+/// transactional producer that fences any older owner of it: every partition by default,
+/// none for a reader or for a node whose partitions open their writers when assigned. Its
+/// limits are cfg.limits narrowed by effective_limits.
 /// Fails with broker_unavailable, timeout, fenced or kafka_error.
 expected<std::unique_ptr<journal>> make_kafka_journal(const kafka_config& cfg, std::string topic,
                                                       std::int32_t partitions,
-                                                      std::vector<partition_id> owned = {});
+                                                      std::optional<std::vector<partition_id>> owned = std::nullopt);
 
 /// Writes records of other topics (snapshots, checkpoints) through the transactional
 /// producer of a journal partition, so that whoever fences the partition fences them too.
