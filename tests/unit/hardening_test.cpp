@@ -602,7 +602,7 @@ struct manual_counter {
     return out;
   }
 
-  /// Returns the replies already there, without waiting.
+  /// Returns the next reply if it is there already, without waiting.
   std::string now() { return next(std::chrono::milliseconds{0}); }
 
   /// Returns the aggregate's durable value. Its answer comes after every message the
