@@ -22,51 +22,25 @@ T decode(const cafes::event_envelope& e) {
   return h.get().as<T>();
 }
 
-} // namespace
-
-TEST_CASE("broker: the bank demo holds its invariant on a transactional node, in the journal and after a restart",
-          "[node][transactional][broker]") {
-  cafes::node_config cfg;
-  cfg.bootstrap = cafes::test::bootstrap();
-  cfg.ns = cafes::test::unique_ns("txbank");
-  cfg.mode = cafes::journal_mode::transactional;
-  cfg.log_level = "warn";
-  cfg.command_timeout = cafes::test::scaled(std::chrono::milliseconds{30'000});
-  bank::demo_options o;
-  o.accounts = 20;
-  o.commands = 300;
-  o.workers = 8;
-  o.partitions = 3;
-  o.snapshot_every = 10;
-  std::map<std::string, std::int64_t> served; // the balances the demo's node answered
-  {
-    cafes::node n{cfg};
-    CHECK(bank::run_demo(n, o) == 0); // 0: balances add up and no transfer is pending
-    auto s = n.stats("account");
-    CHECK(s->events_persisted > 300);
-    CHECK(s->snapshots_written > 0);
-    for (int a = 0; a < o.accounts; ++a) {
-      auto id = "acc-" + std::to_string(a);
-      auto b = n.ask<bank::account>(id, bank::get_balance{});
-      REQUIRE(b);
-      served[id] = *b;
-    }
-  }
-
-  // The oracle: the account journal as a read_committed reader sees it, replayed by the test.
-  auto j = cafes::make_kafka_journal(cafes::test::broker_config(cafes::journal_mode::transactional),
-                                     cafes::topic_names::of(cfg.ns, "account").events, o.partitions);
-  REQUIRE(j);
+/// The account journal replayed by the test: each account's balance, each transfer's legs
+/// (leg -> amount) and the number of events. Checks that each operation appears once.
+struct census {
+  std::uint64_t events = 0;
   std::map<std::string, std::int64_t> balance;
-  std::set<std::pair<std::string, std::string>> refs;          // (account, ref)
-  std::map<std::string, std::map<std::string, std::int64_t>> legs; // transfer -> leg -> amount
-  for (std::int32_t p = 0; p < o.partitions; ++p)
-    for (auto& e : cafes::test::read_all(**j, cafes::partition_id{p}, cafes::offset{0}, 500)) {
+  std::map<std::string, std::map<std::string, std::int64_t>> legs;
+};
+
+census read_back(cafes::journal& j, std::int32_t partitions) {
+  census c;
+  std::set<std::pair<std::string, std::string>> refs; // (account, ref)
+  for (std::int32_t p = 0; p < partitions; ++p)
+    for (auto& e : cafes::test::read_all(j, cafes::partition_id{p}, cafes::offset{0}, 500)) {
+      ++c.events;
       const auto id = e.id.str();
       std::string ref;
       std::int64_t delta = 0;
       if (e.type == bank::opened::type_name) {
-        balance[id] += 0;
+        c.balance[id] += 0;
         continue;
       } else if (e.type == bank::deposited::type_name) {
         auto d = decode<bank::deposited>(e);
@@ -87,10 +61,57 @@ TEST_CASE("broker: the bank demo holds its invariant on a transactional node, in
       }
       INFO(id << " " << ref);
       CHECK(refs.emplace(id, ref).second); // each operation once
-      balance[id] += delta;
+      c.balance[id] += delta;
       if (auto colon = ref.find(':'); colon != std::string::npos && e.type == bank::leg_applied::type_name)
-        legs[ref.substr(0, colon)][ref.substr(colon + 1)] += delta < 0 ? -delta : delta;
+        c.legs[ref.substr(0, colon)][ref.substr(colon + 1)] += delta < 0 ? -delta : delta;
     }
+  return c;
+}
+
+} // namespace
+
+TEST_CASE("broker: the bank demo holds its invariant on a transactional node, in the journal and after a restart",
+          "[node][transactional][broker]") {
+  cafes::node_config cfg;
+  cfg.bootstrap = cafes::test::bootstrap();
+  cfg.ns = cafes::test::unique_ns("txbank");
+  cfg.mode = cafes::journal_mode::transactional;
+  cfg.log_level = "warn";
+  cfg.command_timeout = cafes::test::scaled(std::chrono::milliseconds{30'000});
+  bank::demo_options o;
+  o.accounts = 20;
+  o.commands = 300;
+  o.workers = 8;
+  o.partitions = 3;
+  o.snapshot_every = 10;
+  std::map<std::string, std::int64_t> served; // the balances the demo's node answered
+  census seen;
+  {
+    cafes::node n{cfg};
+    CHECK(bank::run_demo(n, o) == 0); // 0: balances add up and no transfer is pending
+    auto s = n.stats("account");
+    CHECK(s->events_persisted > 300);
+    CHECK(s->snapshots_written > 0);
+    for (int a = 0; a < o.accounts; ++a) {
+      auto id = "acc-" + std::to_string(a);
+      auto b = n.ask<bank::account>(id, bank::get_balance{});
+      REQUIRE(b);
+      served[id] = *b;
+    }
+    // The oracle: the account journal as a read_committed reader sees it, read while the node
+    // still runs, so that every acknowledged event must be committed already (not only once
+    // the node's later writes or its shutdown committed what came before). The reader has
+    // transactional.ids of its own: it fences nothing of the node.
+    const auto acknowledged = s->events_persisted.load();
+    auto rc = cafes::test::broker_config(cafes::journal_mode::transactional);
+    rc.transactional_id_prefix = cfg.ns + ".reader";
+    auto j = cafes::make_kafka_journal(rc, cafes::topic_names::of(cfg.ns, "account").events, o.partitions);
+    REQUIRE(j);
+    seen = read_back(**j, o.partitions);
+    CHECK(seen.events >= acknowledged);
+  }
+  auto& balance = seen.balance;
+  auto& legs = seen.legs;
   CHECK(balance.size() == static_cast<std::size_t>(o.accounts)); // no ghost account got an event
   CHECK(balance == served);
   CHECK_FALSE(legs.empty());

@@ -28,10 +28,12 @@ class wrapped_journal final : public journal {
 
   void append(std::vector<event_envelope> batch, append_callback cb) override {
     auto f = fault ? fault(appends_++) : append_fault::none;
-    if (f == append_fault::fail_before_write)
+    if (f == append_fault::fail_before_write) {
+      events_refused += batch.size();
       return cb(append_result{cafes::error{errc::timeout, "injected: nothing written"}, event_outcome::not_written});
+    }
     if (f == append_fault::fail_after_write) {
-      ++unknown_outcomes;
+      events_unknown += batch.size();
       return inner_->append(std::move(batch), [cb](append_result) {
         cb(append_result{cafes::error{errc::timeout, "injected: written, reported as failed"}});
       });
@@ -72,7 +74,8 @@ class wrapped_journal final : public journal {
     read_.clear();
   }
 
-  std::atomic<std::uint64_t> unknown_outcomes{0};
+  std::atomic<std::uint64_t> events_refused{0};   ///< events of appends failed before writing
+  std::atomic<std::uint64_t> events_unknown{0};   ///< events of appends failed after writing
 
  private:
   std::shared_ptr<journal> inner_;

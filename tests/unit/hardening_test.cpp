@@ -4,6 +4,7 @@
 #include <atomic>
 #include <thread>
 #include <map>
+#include <numeric>
 #include <mutex>
 
 #include <catch2/catch.hpp>
@@ -12,6 +13,7 @@
 #include "cafes/runtime/node.hpp"
 #include "journal_contract.hpp"
 #include "journal_wrappers.hpp"
+#include "manual_journal.hpp"
 #include "test_env.hpp"
 
 using namespace cafes;
@@ -179,6 +181,18 @@ std::vector<std::uint64_t> seqs_of(journal& j, const std::string& id) {
       from = c->next;
     }
   }
+  return out;
+}
+
+/// Reads the amounts of a counter's events in journal order (one partition).
+std::vector<std::int64_t> added_of(journal& j, const std::string& id) {
+  std::vector<std::int64_t> out;
+  auto ops = make_ops<counter>();
+  auto c = j.read(partition_id{0}, offset{0}, 1000);
+  REQUIRE(c);
+  for (auto& e : c->events)
+    if (e.id.str() == id)
+      out.push_back(std::any_cast<added>(ops->decode_event(e).value()).n);
   return out;
 }
 
@@ -531,15 +545,8 @@ TEST_CASE("a refusal that overtakes a pipelined aggregate's persists in flight n
   const auto seqs = seqs_of(*mem, "k");
   for (std::size_t i = 0; i < seqs.size(); ++i)
     CHECK(seqs[i] == i + 1);
-  std::int64_t fold = 0;
-  for (std::int32_t p = 0; p < 1; ++p) {
-    auto c = mem->read(partition_id{p}, offset{0}, 100);
-    REQUIRE(c);
-    auto ops = make_ops<counter>();
-    for (auto& e : c->events)
-      fold += std::any_cast<added>(ops->decode_event(e).value()).n;
-  }
-  CHECK(*after == fold);
+  const auto amounts = added_of(*mem, "k");
+  CHECK(*after == std::accumulate(amounts.begin(), amounts.end(), std::int64_t{0}));
 }
 
 TEST_CASE("a command whose new state could not be snapshotted is rejected with state_too_large", "[hardening]") {
@@ -556,4 +563,134 @@ TEST_CASE("a command whose new state could not be snapshotted is rejected with s
   CHECK(third.error() == errc::state_too_large);
   CHECK(n.stats("blob")->events_persisted == 2);               // nothing of it was written
   CHECK(n.ask<blob>("b", append_bytes{1}).value() == 2 * part + 1); // and the aggregate goes on
+}
+
+namespace {
+
+/// A pipelined counter "k" on one partition whose journal appends the test completes one by
+/// one, and a client that reads the replies in the order they arrive.
+struct manual_counter {
+  std::shared_ptr<journal> mem = make_memory_journal("hard.counter.events", 1);
+  std::shared_ptr<test::manual_journal> j = std::make_shared<test::manual_journal>(mem);
+  node n{memory_config()};
+  caf::scoped_actor client{n.system()};
+  caf::actor router;
+
+  manual_counter() {
+    host_options o;
+    o.partitions = 1;
+    o.journal = j;
+    o.snapshots = make_memory_snapshot_store(1);
+    REQUIRE(n.host<counter>(o));
+    REQUIRE(n.wait_ready(scaled(std::chrono::seconds{10})));
+    router = n.router<counter>().value();
+  }
+
+  template <class C>
+  void send(C c) {
+    client->send(router, make_command<counter>("k", std::move(c)));
+  }
+
+  /// Returns the next reply: its value, or its error's code; "none" if none came within `bound`.
+  std::string next(std::chrono::milliseconds bound = scaled(std::chrono::seconds{10})) {
+    std::string out = "none";
+    client->receive(
+      [&](command_reply& r) {
+        out = r.err ? r.err->code.message() : std::to_string(std::any_cast<std::int64_t>(r.value));
+      },
+      caf::after(bound) >> [] {});
+    return out;
+  }
+
+  /// Returns the next reply if it is there already, without waiting.
+  std::string now() { return next(std::chrono::milliseconds{0}); }
+
+  /// Returns the aggregate's durable value. Its answer comes after every message the
+  /// aggregate received before, so the replies those led to are in the client's mailbox.
+  std::int64_t durable() {
+    auto v = std::make_shared<std::atomic<std::int64_t>>(-1);
+    auto ids = n.query<counter>([v](const counter::state& s) {
+      v->store(s.value);
+      return true;
+    });
+    REQUIRE(ids);
+    REQUIRE(ids->size() == 1);
+    return v->load();
+  }
+};
+
+} // namespace
+
+TEST_CASE("a pipelined aggregate replies only once the append holding its events completed, in command order",
+          "[hardening][pipelining]") {
+  // Fails when replies leave on decide: the first is there before its append completed.
+  manual_counter t;
+  t.send(add{1});   // 1
+  t.send(add{2});   // 3, decided on the first command's events in flight
+  t.send(check{0}); // rejected on the speculative 3; writes nothing
+  t.send(add{4});   // 7
+  // The first append is in the journal; the other two wait behind it in the journal actor
+  // (one batch per aggregate in flight), so the aggregate has decided all four commands.
+  REQUIRE(eventually([&] { return t.j->calls() == 1 && t.n.stats("counter")->backlog == 2; }));
+  CHECK(t.now() == "none"); // a reply delivered on decide would be here by now
+  t.j->succeed(0);
+  CHECK(t.next() == "1");
+  REQUIRE(eventually([&] { return t.j->calls() == 2; })); // the other two, in one append
+  CHECK(t.j->batch(1).size() == 2);
+  CHECK(t.durable() == 1);
+  CHECK(t.now() == "none"); // nothing behind the open append left
+  t.j->succeed(1);
+  std::vector<std::string> rest;
+  for (int i = 0; i < 3; ++i)
+    rest.push_back(t.next());
+  CHECK(rest == std::vector<std::string>{"3", "invalid_argument", "7"});
+  CHECK(t.durable() == 7);
+  CHECK(t.now() == "none");
+  CHECK(seqs_of(*t.mem, "k") == std::vector<std::uint64_t>{1, 2, 3});
+  CHECK(added_of(*t.mem, "k") == std::vector<std::int64_t>{1, 2, 4});
+}
+
+TEST_CASE("a pipelined aggregate's failed append fails the command decided on it, and its state is what landed",
+          "[hardening][pipelining]") {
+  // Fails without the catch-up after an unknown outcome (the landed command is missing from
+  // the state and its seq is written twice), and when the journal actor still sends the
+  // command that built on the failed one (its event is in the journal).
+  const std::string fate = GENERATE(as<std::string>{}, "landed", "lost", "refused");
+  INFO("the failed append " << fate);
+  manual_counter t;
+  t.send(add{1});
+  REQUIRE(eventually([&] { return t.j->calls() == 1; }));
+  t.j->succeed(0);
+  REQUIRE(t.next() == "1");
+  t.send(add{2}); // #2: alone in the next append
+  t.send(add{4}); // #3: decided on #2's events; waits in the journal actor behind them
+  REQUIRE(eventually([&] { return t.j->calls() == 2 && t.n.stats("counter")->backlog == 1; }));
+  CHECK(t.now() == "none");
+  if (fate == "landed")
+    t.j->fail_after_write(1); // unknown outcome, and #2's event is in the journal
+  else if (fate == "lost")
+    t.j->fail(1); // unknown outcome, and nothing of #2 is in the journal
+  else
+    t.j->refuse(1, cafes::error{errc::event_too_large, "injected refusal"});
+  const std::string why = fate == "refused" ? "event_too_large" : "persist_failed";
+  CHECK(t.next() == why); // #2
+  CHECK(t.next() == why); // #3, which built on it
+  // A later command is decided on the state after the catch-up: with #2 if it landed.
+  t.send(add{8});
+  REQUIRE(eventually([&] { return t.j->calls() == 3; }));
+  t.j->succeed(2);
+  const std::int64_t want = fate == "landed" ? 1 + 2 + 8 : 1 + 8;
+  CHECK(t.next() == std::to_string(want));
+  CHECK(t.durable() == want);
+  CHECK(t.now() == "none");
+  // The journal: #1, #2 if it landed, then #4, seqs contiguous; #3 was never handed to it.
+  CHECK(t.j->events_of("k") == 3);
+  if (fate == "landed") {
+    CHECK(seqs_of(*t.mem, "k") == std::vector<std::uint64_t>{1, 2, 3});
+    CHECK(added_of(*t.mem, "k") == std::vector<std::int64_t>{1, 2, 8});
+  } else {
+    CHECK(seqs_of(*t.mem, "k") == std::vector<std::uint64_t>{1, 2});
+    CHECK(added_of(*t.mem, "k") == std::vector<std::int64_t>{1, 8});
+  }
+  CHECK(t.n.stats("counter")->sequence_errors == 0);
 }

@@ -5,50 +5,11 @@
 
 #include "cafes/actors/host.hpp"
 #include "journal_contract.hpp"
+#include "manual_journal.hpp"
 
 using namespace cafes;
 
 namespace {
-
-/// A journal whose appends complete only when the test says so.
-class manual_journal final : public journal {
- public:
-  struct call {
-    std::vector<event_envelope> batch;
-    append_callback cb;
-  };
-  std::vector<call> calls;
-
-  void append(std::vector<event_envelope> batch, append_callback cb) override {
-    calls.push_back({std::move(batch), std::move(cb)});
-  }
-  expected<read_chunk> read(partition_id, offset, std::size_t) override { return read_chunk{}; }
-  expected<offset> end_offset(partition_id) override { return offset{0}; }
-  std::int32_t partitions() const noexcept override { return 1; }
-  const std::string& topic() const noexcept override { return topic_; }
-
-  /// Completes call i successfully with consecutive offsets.
-  void succeed(std::size_t i) {
-    std::vector<position> pos;
-    for (std::size_t k = 0; k < calls[i].batch.size(); ++k)
-      pos.push_back({partition_id{0}, offset{next_++}});
-    calls[i].cb(std::move(pos));
-  }
-  void fail(std::size_t i) { calls[i].cb(cafes::error{errc::timeout, "injected"}); }
-
-  /// Returns how many events of aggregate `id` were handed to the journal, in all calls.
-  std::size_t events_of(const std::string& id) const {
-    std::size_t n = 0;
-    for (auto& c : calls)
-      for (auto& e : c.batch)
-        n += e.id.str() == id;
-    return n;
-  }
-
- private:
-  std::string topic_ = "t";
-  std::int64_t next_ = 0;
-};
 
 struct test_config : caf::actor_system_config {
   test_config() { set("scheduler.policy", caf::atom("testing")); }
@@ -58,7 +19,7 @@ struct fixture {
   test_config cfg;
   caf::actor_system sys{cfg};
   caf::scheduler::test_coordinator& sched = dynamic_cast<caf::scheduler::test_coordinator&>(sys.scheduler());
-  std::shared_ptr<manual_journal> j = std::make_shared<manual_journal>();
+  std::shared_ptr<test::manual_journal> j = std::make_shared<test::manual_journal>();
   std::shared_ptr<host_stats> stats = std::make_shared<host_stats>();
   std::shared_ptr<std::vector<std::pair<std::string, persist_res>>> replies =
     std::make_shared<std::vector<std::pair<std::string, persist_res>>>();
@@ -104,16 +65,16 @@ TEST_CASE("the journal actor sends at once when idle and collects while a batch 
   f.persist("b");
   f.persist("c", 2);
   f.sched.run();
-  REQUIRE(f.j->calls.size() == 1); // a went out alone; b and c wait
-  CHECK(f.j->calls[0].batch.size() == 1);
+  REQUIRE(f.j->calls() == 1); // a went out alone; b and c wait
+  CHECK(f.j->batch(0).size() == 1);
   CHECK(f.replies->empty()); // nothing is answered before it is durable
 
   f.j->succeed(0);
   f.sched.run();
   REQUIRE(f.replies->size() == 1);
   CHECK(f.replies->at(0).first == "a");
-  REQUIRE(f.j->calls.size() == 2); // b and c together: group commit
-  CHECK(f.j->calls[1].batch.size() == 3);
+  REQUIRE(f.j->calls() == 2); // b and c together: group commit
+  CHECK(f.j->batch(1).size() == 3);
 
   f.j->succeed(1);
   f.sched.run();
@@ -135,12 +96,12 @@ TEST_CASE("the journal actor bounds a batch by events", "[journal-actor]") {
   f.sched.run();
   f.j->succeed(0);
   f.sched.run();
-  REQUIRE(f.j->calls.size() == 2);
-  CHECK(f.j->calls[1].batch.size() == 2);
+  REQUIRE(f.j->calls() == 2);
+  CHECK(f.j->batch(1).size() == 2);
   f.j->succeed(1);
   f.sched.run();
-  REQUIRE(f.j->calls.size() == 3);
-  CHECK(f.j->calls[2].batch.size() == 2);
+  REQUIRE(f.j->calls() == 3);
+  CHECK(f.j->batch(2).size() == 2);
   f.j->succeed(2);
   f.sched.run();
   CHECK(f.replies->size() == 5);
@@ -155,9 +116,9 @@ TEST_CASE("the journal actor bounds a batch by bytes but always sends one reques
   f.sched.run();
   f.j->succeed(0);
   f.sched.run();
-  REQUIRE(f.j->calls.size() == 2);
-  CHECK(f.j->calls[0].batch.size() == 3);
-  CHECK(f.j->calls[1].batch.size() == 3);
+  REQUIRE(f.j->calls() == 2);
+  CHECK(f.j->batch(0).size() == 3);
+  CHECK(f.j->batch(1).size() == 3);
 }
 
 TEST_CASE("a failed batch fails its requests and later ones of the same aggregates until they recover",
@@ -176,8 +137,8 @@ TEST_CASE("a failed batch fails its requests and later ones of the same aggregat
     REQUIRE(r.err);
     CHECK(r.err->code == actor_errc::persist_failed);
   }
-  REQUIRE(f.j->calls.size() == 2); // b went on alone
-  CHECK(f.j->calls[1].batch.front().id.str() == "b");
+  REQUIRE(f.j->calls() == 2); // b went on alone
+  CHECK(f.j->batch(1).front().id.str() == "b");
   CHECK(f.j->events_of("a") == 1); // only the failed one: the refused request never reached the journal
   f.persist("a"); // still refused: a has not recovered
   f.sched.run();
@@ -185,35 +146,38 @@ TEST_CASE("a failed batch fails its requests and later ones of the same aggregat
   CHECK(f.replies->back().second.err);
   f.j->succeed(1);
   f.sched.run();
-  CHECK(f.j->calls.size() == 2); // nothing of a was held back to be sent later either
+  CHECK(f.j->calls() == 2); // nothing of a was held back to be sent later either
   CHECK(f.j->events_of("a") == 1);
   caf::anon_send(f.client, std::string{"a"}, f.journal_actor); // a recovered
   f.sched.run();
   f.persist("a", 2);
   f.sched.run();
-  REQUIRE(f.j->calls.size() == 3);
-  CHECK(f.j->calls[2].batch.size() == 2);
+  REQUIRE(f.j->calls() == 3);
+  CHECK(f.j->batch(2).size() == 2);
   CHECK(f.j->events_of("a") == 3); // the failed one, then the two after the recovery
 }
 
 TEST_CASE("a backlog beyond its bound answers overloaded at once", "[journal-actor][bad-input]") {
-  auto b = fixture::one_in_flight();
+  batching_config b;
+  b.max_in_flight = 2;
   b.max_pending_events = 3;
   fixture f{b};
   f.persist("a");    // in flight
-  f.persist("b", 2); // pending 2
-  f.persist("c", 2); // would make 4 > 3
+  f.persist("a", 3); // pending 3: waits for a's batch (an aggregate never has two in flight)
+  f.persist("c", 2); // would make 5 > 3: refused, although a free batch could take it at once
   f.sched.run();
   REQUIRE(f.replies->size() == 1);
   CHECK(f.replies->at(0).first == "c");
   REQUIRE(f.replies->at(0).second.err);
   CHECK(f.replies->at(0).second.err->code == actor_errc::overloaded);
+  CHECK(f.j->calls() == 1); // the free batch stays free
   f.j->succeed(0);
   f.sched.run();
+  REQUIRE(f.j->calls() == 2);
   f.j->succeed(1);
   f.sched.run();
-  CHECK(f.replies->size() == 3); // a and b were written and answered
-  CHECK(f.j->events_of("b") == 2);
+  CHECK(f.replies->size() == 3); // a's two requests were written and answered
+  CHECK(f.j->events_of("a") == 4);
   CHECK(f.j->events_of("c") == 0); // the refused request never reached the journal
 }
 
@@ -225,20 +189,20 @@ TEST_CASE("with several batches in flight, an aggregate never has two", "[journa
   f.sched.run();
   f.persist("b");
   f.sched.run();
-  REQUIRE(f.j->calls.size() == 2); // two batches in flight at once
+  REQUIRE(f.j->calls() == 2); // two batches in flight at once
   f.persist("a");                  // a has a batch in flight: waits
   f.persist("c");                  // two in flight: waits
   f.sched.run();
-  REQUIRE(f.j->calls.size() == 2);
+  REQUIRE(f.j->calls() == 2);
   f.j->succeed(1); // b's batch completes first
   f.sched.run();
-  REQUIRE(f.j->calls.size() == 3);
-  REQUIRE(f.j->calls[2].batch.size() == 1);
-  CHECK(f.j->calls[2].batch.front().id.str() == "c"); // a still waits for its first batch
+  REQUIRE(f.j->calls() == 3);
+  REQUIRE(f.j->batch(2).size() == 1);
+  CHECK(f.j->batch(2).front().id.str() == "c"); // a still waits for its first batch
   f.j->succeed(0);
   f.sched.run();
-  REQUIRE(f.j->calls.size() == 4);
-  CHECK(f.j->calls[3].batch.front().id.str() == "a");
+  REQUIRE(f.j->calls() == 4);
+  CHECK(f.j->batch(3).front().id.str() == "a");
   f.j->succeed(2);
   f.j->succeed(3);
   f.sched.run();
