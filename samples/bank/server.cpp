@@ -281,6 +281,12 @@ struct http_interface::impl {
                  {"aggregate_restarts", s->aggregate_restarts.load()},
                  {"aggregates_stopped", s->aggregates_stopped.load()},
                  {"resident", s->resident.load()}};
+      // The partitions this node owns, each with its ownership epoch and whether it serves.
+      auto owned = nlohmann::json::array();
+      if (auto o = node.owned(name))
+        for (auto& p : *o)
+          owned.push_back({{"partition", p.partition}, {"epoch", p.epoch}, {"ready", p.ready}});
+      j[name]["owned"] = std::move(owned);
     }
     if (auto m = transfer_manager_stats(node))
       j["transfer_manager"] = {{"drives", m->drives}, {"joined", m->joined}, {"running", m->running}};

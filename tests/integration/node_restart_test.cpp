@@ -99,6 +99,12 @@ TEST_CASE("broker: a node killed with SIGKILL restarts with every acknowledged e
   INFO(stats.dump());
   CHECK(stats["account"]["snapshots_read"].get<std::uint64_t>() > 0);
   CHECK(stats["account"]["sequence_errors"].get<std::uint64_t>() == 0);
+  // The restarted node owns every partition under the next ownership epoch.
+  REQUIRE(!stats["account"]["owned"].empty());
+  for (auto& p : stats["account"]["owned"]) {
+    CHECK(p["epoch"].get<std::uint64_t>() == 2);
+    CHECK(p["ready"].get<bool>());
+  }
   // The recovery bound on Kafka is proven below, counted by the test rather than by the node.
   std::filesystem::remove(log);
 }
