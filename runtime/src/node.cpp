@@ -312,36 +312,27 @@ expected<T> ask_owner(caf::actor_system& sys, const caf::actor& owner, std::chro
 
 } // namespace
 
-expected<void> node::assign(std::string_view type, std::int32_t p) {
+expected<void> node::change_ownership(std::string_view type, std::int32_t p, bool take) {
   auto owner = router_of(type);
   if (!owner)
     return std::move(owner).error();
-  auto i = impl_->types.find(type);
-  if (p < 0 || p >= i->second.h->partition_count)
+  if (p < 0 || p >= impl_->types.find(type)->second.h->partition_count)
     return cafes::error{errc::invalid_argument, "aggregate type '" + std::string{type} + "' has no partition " +
                                                     std::to_string(p)};
-  auto r = ask_owner<bool>(*impl_->sys, *owner, impl_->cfg.request_timeout, assign_atom::value, p);
+  auto& cfg = impl_->cfg;
+  // A revoke drains persists in flight (each bounded by the delivery timeout), then waits
+  // for snapshots, a checkpoint and a commit.
+  auto r = take ? ask_owner<bool>(*impl_->sys, *owner, cfg.request_timeout, assign_atom::value, p)
+                : ask_owner<bool>(*impl_->sys, *owner, cfg.command_timeout + cfg.request_timeout * 2,
+                                  revoke_atom::value, p);
   if (!r)
     return std::move(r).error();
   return {};
 }
 
-expected<void> node::revoke(std::string_view type, std::int32_t p) {
-  auto owner = router_of(type);
-  if (!owner)
-    return std::move(owner).error();
-  auto i = impl_->types.find(type);
-  if (p < 0 || p >= i->second.h->partition_count)
-    return cafes::error{errc::invalid_argument, "aggregate type '" + std::string{type} + "' has no partition " +
-                                                    std::to_string(p)};
-  // Draining waits for persists in flight (each bounded by the delivery timeout), then for
-  // snapshots, a checkpoint and a commit.
-  auto r = ask_owner<bool>(*impl_->sys, *owner, impl_->cfg.command_timeout + impl_->cfg.request_timeout * 2,
-                           revoke_atom::value, p);
-  if (!r)
-    return std::move(r).error();
-  return {};
-}
+expected<void> node::assign(std::string_view type, std::int32_t p) { return change_ownership(type, p, true); }
+
+expected<void> node::revoke(std::string_view type, std::int32_t p) { return change_ownership(type, p, false); }
 
 expected<std::vector<owned_partition>> node::owned(std::string_view type) {
   auto owner = router_of(type);

@@ -181,6 +181,7 @@ class node {
   expected<void> host_impl(std::shared_ptr<const aggregate_ops> ops, host_options opts);
   void send_command(std::string_view type, command_msg m, std::function<void(command_reply)> done);
   expected<caf::actor> router_of(std::string_view type) const;
+  expected<void> change_ownership(std::string_view type, std::int32_t p, bool take);
   expected<std::vector<std::string>> query_impl(std::string_view type, std::function<bool(const std::any&)> pred);
   std::unique_ptr<impl> impl_;
 };
