@@ -123,24 +123,28 @@ caf::behavior owner_actor(owner_ptr self, detail::context_ptr ctx, std::vector<c
       // checkpoint back, stores it and closes its writer before it answers.
       s.parts[static_cast<std::size_t>(p)] = nullptr;
       auto rp = self->make_response_promise<bool>();
+      // Once released (or dead: then it writes nothing more either), the partition is
+      // forgotten, and an assign that waited for it takes it over.
+      auto released = [=](std::optional<caf::error> err) mutable {
+        auto& s2 = self->state;
+        s2.writers[static_cast<std::size_t>(p)] = nullptr;
+        --s2.ctx->cfg.stats->partitions_owned;
+        ++s2.ctx->cfg.stats->revocations;
+        if (auto i = s2.assign_after.find(p); i != s2.assign_after.end()) {
+          auto waiting = std::move(i->second);
+          s2.assign_after.erase(i);
+          assign(self, p);
+          for (auto& w : waiting)
+            w.deliver(true);
+        }
+        publish_writers(self);
+        if (err)
+          rp.deliver(std::move(*err));
+        else
+          rp.deliver(true);
+      };
       self->request(a, caf::infinite, release_atom::value)
-        .then(
-          [=](bool) mutable {
-            auto& s2 = self->state;
-            s2.writers[static_cast<std::size_t>(p)] = nullptr;
-            --s2.ctx->cfg.stats->partitions_owned;
-            ++s2.ctx->cfg.stats->revocations;
-            if (auto i = s2.assign_after.find(p); i != s2.assign_after.end()) {
-              auto waiting = std::move(i->second);
-              s2.assign_after.erase(i);
-              assign(self, p);
-              for (auto& w : waiting)
-                w.deliver(true);
-            }
-            publish_writers(self);
-            rp.deliver(true);
-          },
-          [=](caf::error& err) mutable { rp.deliver(err); });
+        .then([=](bool) mutable { released(std::nullopt); }, [=](caf::error& err) mutable { released(err); });
       return rp;
     },
     [=](owned_atom a) {
