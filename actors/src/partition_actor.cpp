@@ -411,14 +411,18 @@ void on_chunk(self_ptr self, read_result& r) {
     finish_recovery(self);
 }
 
+// The error handler of a recovery step's request: the I/O actor died (the partition stops).
+auto recovery_error(self_ptr self) {
+  return [=](caf::error& err) {
+    if (!self->state.failure)
+      fail_recovery(self, cafes::error{actor_errc::recovery_failed, self->system().render(err)});
+  };
+}
+
 void replay(self_ptr self, offset from) {
   auto& st = self->state;
   self->request(st.io, caf::infinite, read_atom::value, from, st.ctx->cfg.replay_chunk)
-    .then([=](read_result& r) { on_chunk(self, r); },
-          [=](caf::error& err) {
-            if (!self->state.failure)
-              fail_recovery(self, cafes::error{actor_errc::recovery_failed, self->system().render(err)});
-          });
+    .then([=](read_result& r) { on_chunk(self, r); }, recovery_error(self));
 }
 
 void scan(self_ptr self);
@@ -436,7 +440,7 @@ void recover(self_ptr self) {
           return fail_recovery(self, *r.err);
         scan(self);
       },
-      [=](caf::error& err) { fail_recovery(self, cafes::error{actor_errc::recovery_failed, self->system().render(err)}); });
+      recovery_error(self));
 }
 
 // Stores the new owner's epoch (one more than the last owner's) with the checkpoint the
@@ -457,7 +461,7 @@ void claim_epoch(self_ptr self, std::int64_t from, std::uint64_t last_epoch) {
         actors_log().debug("partition {}/{}: epoch {}", s.ctx->cfg.journal->topic(), s.p.value(), epoch);
         replay(self, offset{from});
       },
-      [=](caf::error& err) { fail_recovery(self, cafes::error{actor_errc::recovery_failed, self->system().render(err)}); });
+      recovery_error(self));
 }
 
 void scan(self_ptr self) {
@@ -498,7 +502,7 @@ void scan(self_ptr self) {
         s.end = std::max(s.end, from);
         claim_epoch(self, from, r.mark ? r.mark->epoch : 0);
       },
-      [=](caf::error& err) { fail_recovery(self, cafes::error{actor_errc::recovery_failed, self->system().render(err)}); });
+      recovery_error(self));
 }
 
 // The last steps of a release: store the checkpoint the snapshots allow, close the writer
