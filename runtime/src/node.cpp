@@ -2,11 +2,14 @@
 #include "cafes/runtime/node.hpp"
 
 #include <algorithm>
+#include <future>
+#include <mutex>
 #include <thread>
 
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
+#include "cafes/persistence/group_member.hpp"
 #include "cafes/persistence/kafka_journal.hpp"
 #include "cafes/persistence/logger.hpp"
 #include "cafes/persistence/topics.hpp"
@@ -83,6 +86,11 @@ struct node::impl {
     std::shared_ptr<snapshot_store> s;
   };
   std::map<std::string, type_entry, std::less<>> types;
+  // Cluster mode: the node's membership in its namespace's group, and the type of each
+  // subscribed events topic (read by the member's thread).
+  std::unique_ptr<group_member> group;
+  std::mutex topics_mtx;
+  std::map<std::string, std::string> topic_types;
   bool stopped = false;
 };
 
@@ -116,6 +124,13 @@ void node_config::add_options(CLI::App& app) {
        "--delivery-timeout-ms", [this](long v) { delivery_timeout = std::chrono::milliseconds{v}; },
        "bound on one journal append")
     ->check(CLI::Range(1L, 3'600'000L));
+  app.add_flag("--cluster", cluster,
+               "share the partitions with the other nodes of the namespace (needs --bootstrap and "
+               "--mode transactional)");
+  app.add_option_function<long>(
+       "--session-timeout-ms", [this](long v) { session_timeout = std::chrono::milliseconds{v}; },
+       "cluster mode: a node silent this long loses its partitions")
+    ->check(CLI::Range(1000L, 3'600'000L));
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
     ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
 }
@@ -152,6 +167,19 @@ node::node(node_config cfg) : impl_(std::make_unique<impl>()) {
                                 " ms) must be longer than the delivery timeout (" +
                                 std::to_string(d.cfg.delivery_timeout.count()) +
                                 " ms): otherwise a client sees timeout while its events may still land"});
+  if (d.cfg.cluster) {
+    // A node that lost a partition (paused, cut off) must be fenced at its next write, or
+    // two owners could both acknowledge writes: only the transactional journal on a real
+    // broker fences.
+    if (d.cfg.storage != storage_kind::kafka || d.cfg.bootstrap.empty())
+      throw bad_expected_access(cafes::error{
+        errc::invalid_argument, "cluster mode needs a real Kafka broker (--bootstrap): the embedded mock "
+                                "cluster and memory storage cannot fence a node that lost its partitions"});
+    if (d.cfg.mode != journal_mode::transactional)
+      throw bad_expected_access(cafes::error{
+        errc::invalid_argument, "cluster mode needs --mode transactional: idempotent producers cannot fence a "
+                                "node that lost its partitions, so two nodes could both write one partition"});
+  }
   d.kafka.bootstrap = d.cfg.bootstrap;
   d.kafka.mode = d.cfg.mode;
   d.kafka.node_name = d.cfg.node_name;
@@ -180,6 +208,10 @@ void node::stop() {
   auto& d = *impl_;
   if (d.stopped)
     return;
+  // Leaving first releases the owned partitions gracefully (their revoke handler runs), while
+  // the actors still serve. A static member stays in the group: a restart within the session
+  // timeout gets the same partitions back.
+  d.group.reset();
   d.stopped = true;
   caf::anon_send_exit(d.client, caf::exit_reason::user_shutdown);
   for (auto& [name, t] : d.types) {
@@ -253,9 +285,12 @@ expected<void> node::host_impl(std::shared_ptr<const aggregate_ops> ops, host_op
   hc.idle_timeout = opts.idle_timeout;
   hc.max_resident = opts.max_resident;
   hc.max_stash = opts.max_stash;
-  hc.assign_all = opts.assign_all;
+  hc.assign_all = opts.assign_all && !d.cfg.cluster;
   auto h = std::make_shared<const hosted>(spawn_host(*d.sys, std::move(hc)));
   d.types.emplace(name, impl::type_entry{h, j, s});
+  if (d.cfg.cluster)
+    if (auto ok = share(names.events, name); !ok)
+      return ok;
   runtime_log().info("hosting '{}' on {} partitions ({} journal, snapshot every {}, max replay {})", name,
                      opts.partitions, d.cfg.storage == storage_kind::memory ? "memory" : to_string(d.cfg.mode),
                      opts.snapshot_every, opts.max_replay);
@@ -330,6 +365,56 @@ expected<void> node::change_ownership(std::string_view type, std::int32_t p, boo
   return {};
 }
 
+expected<void> node::share(const std::string& topic, const std::string& type) {
+  auto& d = *impl_;
+  std::vector<std::string> topics;
+  {
+    std::lock_guard guard{d.topics_mtx};
+    d.topic_types[topic] = type;
+    for (auto& [t, name] : d.topic_types)
+      topics.push_back(t);
+  }
+  if (!d.group) {
+    group_settings gs;
+    gs.group_id = d.cfg.ns + ".nodes";
+    gs.instance_id = d.cfg.node_name;
+    gs.session_timeout = d.cfg.session_timeout;
+    group_handlers gh;
+    gh.assigned = [this](const std::vector<topic_partition>& parts) { follow_group(parts, true); };
+    gh.revoked = [this](const std::vector<topic_partition>& parts, bool) { follow_group(parts, false); };
+    auto g = group_member::join(d.kafka, std::move(gs), std::move(gh));
+    if (!g)
+      return std::move(g).error();
+    d.group = std::move(*g);
+  }
+  return d.group->subscribe(std::move(topics));
+}
+
+void node::follow_group(const std::vector<topic_partition>& parts, bool take) {
+  // Partitions are taken over (or released) side by side; the group waits for all of them,
+  // so that a released partition moves on only once its checkpoint is stored.
+  std::vector<std::future<void>> jobs;
+  for (auto& tp : parts) {
+    std::string type;
+    {
+      std::lock_guard guard{impl_->topics_mtx};
+      auto i = impl_->topic_types.find(tp.topic);
+      if (i == impl_->topic_types.end())
+        continue;
+      type = i->second;
+    }
+    jobs.push_back(std::async(std::launch::async, [this, type, p = tp.partition.value(), take] {
+      if (auto ok = change_ownership(type, p, take); !ok)
+        runtime_log().warn("{} partition {} of '{}' failed: {}", take ? "taking over" : "releasing", p, type,
+                           ok.error().to_string());
+    }));
+  }
+  for (auto& j : jobs)
+    j.wait();
+}
+
+bool node::joined() const noexcept { return !impl_->cfg.cluster || (impl_->group && impl_->group->joined()); }
+
 expected<void> node::assign(std::string_view type, std::int32_t p) { return change_ownership(type, p, true); }
 
 expected<void> node::revoke(std::string_view type, std::int32_t p) { return change_ownership(type, p, false); }
@@ -347,7 +432,7 @@ expected<std::vector<owned_partition>> node::owned(std::string_view type) {
 expected<void> node::wait_ready(std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   for (;;) {
-    bool ready = true;
+    bool ready = joined();
     for (auto& [name, t] : impl_->types)
       if (t.h->stats->partitions_ready.load() + t.h->stats->partitions_failed.load() <
           t.h->stats->partitions_owned.load())

@@ -8,6 +8,7 @@
 #include <csignal>
 #include <unistd.h>
 
+#include "process.hpp"
 #include "test_env.hpp"
 
 namespace {
@@ -17,6 +18,7 @@ constexpr double limit_seconds = 180;
 extern "C" void on_watchdog(int) {
   static const char msg[] = "\ntest watchdog: the test case ran longer than 180 s x CAFES_TIMEOUT_SCALE\n";
   (void) !::write(STDERR_FILENO, msg, sizeof msg - 1);
+  cafes::test::kill_children();
   ::_exit(124);
 }
 

@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <fcntl.h>
 #include <optional>
@@ -17,6 +18,25 @@
 extern char** environ;
 
 namespace cafes::test {
+
+/// The children alive, so that the test watchdog can kill them before it ends the process
+/// (a killed test must not leave nodes running).
+inline std::atomic<pid_t> live_children[64];
+
+inline void register_child(pid_t pid, bool alive) {
+  for (auto& slot : live_children) {
+    pid_t expected = alive ? 0 : pid;
+    if (slot.compare_exchange_strong(expected, alive ? pid : 0))
+      return;
+  }
+}
+
+/// Kills every registered child (async-signal-safe).
+inline void kill_children() {
+  for (auto& slot : live_children)
+    if (pid_t pid = slot.load(); pid > 0)
+      ::kill(pid, SIGKILL);
+}
 
 /// A child process whose stdout the test reads; stderr goes to `log_path`.
 class child {
@@ -37,6 +57,7 @@ class child {
     if (posix_spawn(&pid_, args[0], &fa, nullptr, args.data(), environ) != 0)
       throw std::runtime_error("cannot start " + argv[0]);
     posix_spawn_file_actions_destroy(&fa);
+    register_child(pid_, true);
     close(fds[1]);
     out_ = fds[0];
   }
@@ -73,6 +94,12 @@ class child {
     }
   }
 
+  /// Sends `sig` (SIGSTOP, SIGCONT) and leaves the child running or paused.
+  void signal(int sig) {
+    if (pid_ > 0)
+      ::kill(pid_, sig);
+  }
+
   /// Sends `sig` and reaps the child (SIGKILL: immediately; others: waits for it).
   void kill(int sig) {
     if (pid_ <= 0)
@@ -80,6 +107,7 @@ class child {
     ::kill(pid_, sig);
     int status = 0;
     waitpid(pid_, &status, 0);
+    register_child(pid_, false);
     pid_ = -1;
   }
 

@@ -43,6 +43,19 @@ bool eventually(F done, std::chrono::milliseconds bound = std::chrono::seconds{1
   return true;
 }
 
+/// Like eventually(), for a condition that costs a request to another process (an HTTP
+/// call): it is checked every `interval` rather than in a tight loop.
+template <class F>
+bool eventually_every(F done, std::chrono::milliseconds bound, std::chrono::milliseconds interval) {
+  const auto deadline = std::chrono::steady_clock::now() + scaled(bound);
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > deadline)
+      return false;
+    std::this_thread::sleep_for(interval); // the poll interval, not a wait for the condition
+  }
+  return true;
+}
+
 /// Returns the real broker's bootstrap servers: env CAFES_BOOTSTRAP, or the file named by
 /// env CAFES_BOOTSTRAP_FILE (written by scripts/broker.sh). Throws if neither is set, so an
 /// integration test without a broker fails loudly instead of passing.

@@ -16,6 +16,7 @@
 #include "cafes/actors/host.hpp"
 #include "cafes/actors/messages.hpp"
 #include "cafes/actors/ops.hpp"
+#include "cafes/persistence/group_member.hpp"
 #include "cafes/persistence/kafka_config.hpp"
 
 namespace CLI {
@@ -49,6 +50,14 @@ struct node_config {
   /// Bound on metadata, admin, read and transaction calls.
   std::chrono::milliseconds request_timeout{10'000};
   std::string log_level = "info";
+  /// Cluster mode: the node joins the consumer group of its namespace, which shares the
+  /// partitions of every hosted type among the nodes of the namespace (docs/cluster.md).
+  /// It needs a real broker and the transactional journal, which fences a node that lost a
+  /// partition; host_options::assign_all is then ignored.
+  bool cluster = false;
+  /// Cluster mode: a node without a heartbeat for this long loses its partitions to the
+  /// others. A restart under the same node name within it moves nothing.
+  std::chrono::milliseconds session_timeout{10'000};
 
   /// Adds the node's options (--bootstrap, --namespace, …, --config FILE) to a CLI11 app, so
   /// that an application can extend its own command line with them.
@@ -142,7 +151,7 @@ class node {
   }
 
   /// Waits until every partition of every hosted type has recovered or stopped on an error
-  /// (bounded by `timeout`). A stopped partition answers its commands with recovery_failed
+  /// (bounded by `timeout`); in cluster mode, also until the node has joined its group. A stopped partition answers its commands with recovery_failed
   /// and counts in host_stats::partitions_failed; the others serve.
   expected<void> wait_ready(std::chrono::milliseconds timeout);
 
@@ -159,6 +168,10 @@ class node {
 
   /// Returns the partitions of `type` this node owns, with their epochs.
   expected<std::vector<owned_partition>> owned(std::string_view type);
+
+  /// Cluster mode: returns whether the node has joined its namespace's group (it received
+  /// its first assignment and was not expelled since). Always true outside cluster mode.
+  bool joined() const noexcept;
 
   /// Returns the counters of aggregate type `name`, or nullptr.
   std::shared_ptr<const host_stats> stats(std::string_view name) const;
@@ -182,6 +195,8 @@ class node {
   void send_command(std::string_view type, command_msg m, std::function<void(command_reply)> done);
   expected<caf::actor> router_of(std::string_view type) const;
   expected<void> change_ownership(std::string_view type, std::int32_t p, bool take);
+  expected<void> share(const std::string& topic, const std::string& type);
+  void follow_group(const std::vector<topic_partition>& parts, bool take);
   expected<std::vector<std::string>> query_impl(std::string_view type, std::function<bool(const std::any&)> pred);
   std::unique_ptr<impl> impl_;
 };

@@ -1,0 +1,107 @@
+// Bank nodes in cluster mode on the real broker: the namespace's consumer group shares the
+// partitions among them, one owner each, and a node that joins takes only what moves.
+#include <catch2/catch.hpp>
+
+#include "bank_cluster.hpp"
+
+using namespace cafes::test;
+
+namespace {
+
+constexpr auto poll_every = std::chrono::milliseconds{50};
+
+std::vector<std::string> open_accounts(const bank_cluster& c, const std::vector<int>& among, int count) {
+  std::vector<std::string> ids;
+  for (int a = 0; a < count; ++a) {
+    auto id = "acc-" + std::to_string(a);
+    const int to = c.owner_of("account", id, among);
+    REQUIRE(to >= 0);
+    auto [status, body] = c.nodes[static_cast<std::size_t>(to)]->post("/accounts/open", {{"id", id}, {"owner", "o"}});
+    INFO(body.dump());
+    REQUIRE(status == 200);
+    ids.push_back(id);
+  }
+  return ids;
+}
+
+/// Every acknowledged deposit is in the committed journal exactly once, nothing is there
+/// twice, and each partition's epochs never go back.
+void check_census(const bank_cluster& c, const deposit_load& load) {
+  auto census = account_census::read(c.ns, c.partitions);
+  const auto refs = load.acked_refs();
+  std::size_t found = 0;
+  for (auto& [id, by_ref] : census.deposits)
+    for (auto& [ref, count] : by_ref) {
+      INFO(id << " " << ref);
+      CHECK(count == 1);
+      found += refs.count(ref);
+    }
+  CHECK(found == refs.size());
+  for (auto& [p, ok] : census.epochs_monotonic) {
+    INFO("partition " << p);
+    CHECK(ok);
+  }
+}
+
+} // namespace
+
+TEST_CASE("cluster: three nodes share every partition with one owner each", "[cluster][broker]") {
+  bank_cluster c{"share", 6, std::chrono::seconds{6}, 3};
+  const std::vector<int> all{0, 1, 2};
+  REQUIRE(eventually_every([&] { return c.settled(all); }, std::chrono::seconds{60}, poll_every));
+  for (int i : all) {
+    auto owned = c.nodes[static_cast<std::size_t>(i)]->owned();
+    INFO(c.nodes[static_cast<std::size_t>(i)]->name());
+    CHECK(owned["account"].size() + owned["transfer"].size() == 4); // 12 partitions, 3 nodes
+  }
+  auto ids = open_accounts(c, all, 12);
+  for (auto& id : ids) {
+    const int to = c.owner_of("account", id, all);
+    auto& n = *c.nodes[static_cast<std::size_t>(to)];
+    REQUIRE(n.post("/accounts/deposit", {{"id", id}, {"amount", "7"}, {"ref", "r-" + id}}).first == 200);
+    auto [status, body] = n.post("/accounts/deposit", {{"id", id}, {"amount", "7"}, {"ref", "r-" + id}});
+    REQUIRE(status == 200); // a repeated ref is acknowledged and applied once
+    CHECK(body["balance"].get<std::int64_t>() == 7);
+  }
+}
+
+TEST_CASE("cluster: a node that joins under load takes only the partitions that move", "[cluster][broker]") {
+  bank_cluster c{"scale", 6, std::chrono::seconds{6}, 2};
+  REQUIRE(eventually_every([&] { return c.settled({0, 1}); }, std::chrono::seconds{60}, poll_every));
+  auto before = c.owners("account", {0, 1});
+  auto before_t = c.owners("transfer", {0, 1});
+  auto ids = open_accounts(c, {0, 1}, 12);
+  deposit_load load{c, ids, 3};
+  load.set_live({0, 1});
+  REQUIRE(eventually_every([&] { return load.acked_count() >= 100; }, std::chrono::seconds{60}, poll_every));
+
+  c.start(2);
+  load.set_live({0, 1, 2});
+  REQUIRE(eventually_every([&] { return c.settled({0, 1, 2}); }, std::chrono::seconds{60}, poll_every));
+  const auto at_join = load.acked_count();
+  REQUIRE(eventually_every([&] { return load.acked_count() >= at_join + 100; }, std::chrono::seconds{60}, poll_every));
+  load.stop();
+  CHECK(load.rejected() == 0);
+
+  // Cooperative-sticky: a partition that stayed with its owner was never given up (its epoch
+  // is the same), and the new node took some over.
+  std::size_t moved = 0, stayed = 0;
+  for (auto [type, was] : {std::pair{"account", before}, std::pair{"transfer", before_t}}) {
+    auto now = c.owners(type, {0, 1, 2});
+    for (auto& [p, owner] : now) {
+      REQUIRE(owner.size() == 1);
+      auto& old = was[p].front();
+      if (owner.front().first == old.first) {
+        CHECK(owner.front().second == old.second);
+        ++stayed;
+      } else {
+        CHECK(owner.front().first == 2);
+        CHECK(owner.front().second > old.second);
+        ++moved;
+      }
+    }
+  }
+  CHECK(moved == 4);
+  CHECK(stayed == 8);
+  check_census(c, load);
+}
