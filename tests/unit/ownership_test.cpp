@@ -163,3 +163,34 @@ TEST_CASE("a revoke answers the persist in flight first and refuses the commands
   CHECK(n.ask<account>("a", get_balance{}).value() == 10);
   CHECK(n.owned("account").value() == std::vector<owned_partition>{{0, 2, true}});
 }
+
+TEST_CASE("cluster mode refuses storage that cannot fence a node that lost its partitions", "[ownership][cluster]") {
+  auto refused = [](node_config c, const std::string& says) {
+    c.cluster = true;
+    auto n = node::start(c);
+    REQUIRE(!n);
+    INFO(n.error().to_string());
+    CHECK(n.error() == errc::invalid_argument);
+    CHECK(n.error().to_string().find(says) != std::string::npos);
+  };
+  auto c = memory_config();
+  SECTION("memory storage") { refused(c, "real Kafka broker"); }
+  SECTION("the embedded mock cluster (no bootstrap)") {
+    c.storage = storage_kind::kafka;
+    c.mode = journal_mode::transactional;
+    refused(c, "real Kafka broker");
+  }
+  SECTION("idempotent producers") {
+    c.storage = storage_kind::kafka;
+    c.bootstrap = "127.0.0.1:1"; // refused before any connection is tried
+    c.mode = journal_mode::idempotent;
+    refused(c, "--mode transactional");
+  }
+  SECTION("the command line says the same") {
+    const char* argv[] = {"app", "--cluster", "--bootstrap", "127.0.0.1:1", "--session-timeout-ms", "500"};
+    auto parsed = node_config::from_args(6, const_cast<char**>(argv));
+    REQUIRE(!parsed);
+    CHECK(parsed.error() == errc::invalid_argument);
+    CHECK(parsed.error().to_string().find("session-timeout-ms") != std::string::npos);
+  }
+}
