@@ -47,6 +47,10 @@ struct partition_state {
   bool ready = false;
   std::optional<cafes::error> failure;
   std::deque<std::pair<command_msg, caf::response_promise>> stash;
+  // Queries that came while the partition recovered: answered once it is ready, so that no
+  // aggregate is missing from the answer.
+  std::vector<std::pair<std::shared_ptr<const std::function<bool(const std::any&)>>, caf::response_promise>>
+    waiting_queries;
   std::unordered_map<std::string, live_entry> live;
   std::unordered_map<std::string, cold_entry> cold;
   std::unordered_map<std::string, track> tracks;
@@ -238,6 +242,12 @@ void serve_stash(self_ptr self) {
   self->state.stash.clear();
   for (auto& [m, rp] : stash)
     activate(self, m, rp);
+  if (self->state.ready) {
+    auto queries = std::move(self->state.waiting_queries);
+    self->state.waiting_queries.clear();
+    for (auto& [pred, rp] : queries)
+      rp.delegate(caf::actor_cast<caf::actor>(self), query_atom::value, std::move(pred));
+  }
 }
 
 void evict(self_ptr self) {
@@ -742,9 +752,15 @@ caf::behavior partition_actor(self_ptr self, context_ptr ctx, partition_id p) {
         --s.ctx->cfg.stats->resident;
       }
     },
-    [=](query_atom, std::shared_ptr<const std::function<bool(const std::any&)>> pred) {
+    [=](query_atom, std::shared_ptr<const std::function<bool(const std::any&)>> pred)
+      -> caf::result<std::vector<std::string>> {
       // Ids of the aggregates whose durable state matches: passivated ones are checked
       // here, resident ones are asked.
+      if (!self->state.ready) {
+        auto rp = self->make_response_promise();
+        self->state.waiting_queries.emplace_back(std::move(pred), rp);
+        return rp;
+      }
       struct gather {
         std::vector<std::string> ids;
         std::size_t waiting = 0;

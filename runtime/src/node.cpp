@@ -91,6 +91,8 @@ struct node::impl {
   std::unique_ptr<group_member> group;
   std::mutex topics_mtx;
   std::map<std::string, std::string> topic_types;
+  std::mutex listener_mtx;
+  std::function<void(std::string_view, std::int32_t, bool)> listener;
   bool stopped = false;
 };
 
@@ -362,7 +364,15 @@ expected<void> node::change_ownership(std::string_view type, std::int32_t p, boo
                                   revoke_atom::value, p);
   if (!r)
     return std::move(r).error();
+  std::lock_guard guard{impl_->listener_mtx};
+  if (impl_->listener)
+    impl_->listener(type, p, take);
   return {};
+}
+
+void node::on_ownership_change(std::function<void(std::string_view, std::int32_t, bool)> f) {
+  std::lock_guard guard{impl_->listener_mtx};
+  impl_->listener = std::move(f);
 }
 
 expected<void> node::share(const std::string& topic, const std::string& type) {

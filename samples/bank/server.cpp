@@ -9,6 +9,7 @@
 #include <fstream>
 #include <future>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -311,6 +312,59 @@ void http_interface::listen() { impl_->svr.listen_after_bind(); }
 
 void http_interface::stop() { impl_->svr.stop(); }
 
+/// Cluster mode: resumes the unsettled transfers of each transfer partition the node takes
+/// over, on a thread of its own (the group's thread must not wait for the drives). Requests
+/// that come while it runs are folded into one more run.
+class transfer_resumer {
+ public:
+  explicit transfer_resumer(cafes::node& node) : node_(node), thread_([this] { run(); }) {
+    node_.on_ownership_change([this](std::string_view type, std::int32_t, bool owned) {
+      if (owned && type == transfer::name)
+        request();
+    });
+  }
+  ~transfer_resumer() {
+    node_.on_ownership_change(nullptr);
+    {
+      std::lock_guard g{mtx_};
+      stop_ = true;
+    }
+    cv_.notify_one();
+    thread_.join();
+  }
+
+ private:
+  void request() {
+    {
+      std::lock_guard g{mtx_};
+      wanted_ = true;
+    }
+    cv_.notify_one();
+  }
+  void run() {
+    std::unique_lock lock{mtx_};
+    for (;;) {
+      cv_.wait(lock, [this] { return stop_ || wanted_; });
+      if (stop_)
+        return;
+      wanted_ = false;
+      lock.unlock();
+      if (auto n = resume_transfers(node_); n && *n > 0)
+        std::fprintf(stderr, "bank node: resumed %zu unsettled transfers\n", *n);
+      else if (!n)
+        std::fprintf(stderr, "bank node: resuming transfers: %s\n", n.error().to_string().c_str());
+      lock.lock();
+    }
+  }
+
+  cafes::node& node_;
+  std::mutex mtx_;
+  std::condition_variable cv_;
+  bool wanted_ = false;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
 int run_server(const cafes::node_config& cfg, const server_options& o) {
   auto started = cafes::node::start(cfg);
   if (!started) {
@@ -322,6 +376,9 @@ int run_server(const cafes::node_config& cfg, const server_options& o) {
     std::fprintf(stderr, "bank node: %s\n", ok.error().to_string().c_str());
     return 2;
   }
+  std::optional<transfer_resumer> resumer;
+  if (cfg.cluster)
+    resumer.emplace(node);
   if (auto ok = node.wait_ready(std::chrono::seconds{120}); !ok) {
     std::fprintf(stderr, "bank node: %s\n", ok.error().to_string().c_str());
     return 2;
@@ -349,6 +406,7 @@ int run_server(const cafes::node_config& cfg, const server_options& o) {
   std::signal(SIGTERM, on_signal);
   http.listen();
   running_interface = nullptr;
+  resumer.reset();
   node.stop();
   return 0;
 }

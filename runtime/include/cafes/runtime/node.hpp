@@ -169,6 +169,12 @@ class node {
   /// Returns the partitions of `type` this node owns, with their epochs.
   expected<std::vector<owned_partition>> owned(std::string_view type);
 
+  /// Calls `f` after each change of this node's ownership (assign or revoke, by hand or by
+  /// the group), with the type, the partition and whether the node now owns it. It runs on
+  /// the thread that changed ownership and must not block (the group waits for it). The bank
+  /// resumes the unsettled transfers of a partition it took over this way.
+  void on_ownership_change(std::function<void(std::string_view type, std::int32_t partition, bool owned)> f);
+
   /// Cluster mode: returns whether the node has joined its namespace's group (it received
   /// its first assignment and was not expelled since). Always true outside cluster mode.
   bool joined() const noexcept;
