@@ -60,8 +60,9 @@ expected<rd_kafka_event_t*> wait_result(rd_kafka_queue_t* q, int timeout_ms, con
   return ev;
 }
 
-/// Returns the value of topic config `key` of `topic` as the brokers describe it ("" if none).
-expected<std::string> topic_config(rd_kafka_t* rk, const std::string& topic, std::string_view key, int timeout_ms) {
+/// Returns the value of topic config `key` of `topic` as one broker describes it ("" if none).
+expected<std::string> topic_config_once(rd_kafka_t* rk, const std::string& topic, std::string_view key,
+                                        int timeout_ms) {
   auto* q = rd_kafka_queue_new(rk);
   auto* res = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic.c_str());
   auto* opts = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS);
@@ -95,6 +96,19 @@ expected<std::string> topic_config(rd_kafka_t* rk, const std::string& topic, std
   if (err)
     return std::move(*err);
   return value;
+}
+
+/// Returns the value of topic config `key` of `topic` ("" if none). A topic just created (by
+/// this node or another) may be known to the controller before the broker asked: a describe
+/// that finds it missing is tried again within the timeout.
+expected<std::string> topic_config(rd_kafka_t* rk, const std::string& topic, std::string_view key, int timeout_ms) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds{timeout_ms};
+  auto v = topic_config_once(rk, topic, key, timeout_ms);
+  while (!v && v.error() == errc::topic_missing && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50)); // metadata propagation poll
+    v = topic_config_once(rk, topic, key, timeout_ms);
+  }
+  return v;
 }
 
 expected<void> create(rd_kafka_t* rk, const std::vector<topic_spec>& specs, int timeout_ms) {
