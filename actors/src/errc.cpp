@@ -1,6 +1,8 @@
 // The actors error category.
 #include "cafes/actors/errc.hpp"
 
+#include <map>
+#include <mutex>
 #include <string>
 
 namespace cafes {
@@ -22,6 +24,9 @@ class actors_category_impl final : public std::error_category {
       case actor_errc::shutting_down: return "shutting_down";
       case actor_errc::not_owner: return "not_owner";
       case actor_errc::handler_failed: return "handler_failed";
+      case actor_errc::not_encodable: return "not_encodable";
+      case actor_errc::unreachable: return "unreachable";
+      case actor_errc::frame_too_large: return "frame_too_large";
     }
     return "unknown(" + std::to_string(v) + ")";
   }
@@ -32,6 +37,37 @@ class actors_category_impl final : public std::error_category {
 const std::error_category& actors_category() noexcept {
   static const actors_category_impl cat;
   return cat;
+}
+
+namespace {
+
+struct category_table {
+  std::mutex mtx;
+  std::map<std::string, const std::error_category*, std::less<>> by_name;
+  category_table() {
+    for (auto* c : {&actors_category(), &persistence_category(), &std::generic_category(), &std::system_category()})
+      by_name.emplace(c->name(), c);
+  }
+};
+
+category_table& categories() {
+  static category_table t;
+  return t;
+}
+
+} // namespace
+
+void register_error_category(const std::error_category& c) {
+  auto& t = categories();
+  std::lock_guard guard{t.mtx};
+  t.by_name.emplace(c.name(), &c); // the first category of a name keeps it
+}
+
+const std::error_category* find_error_category(std::string_view name) {
+  auto& t = categories();
+  std::lock_guard guard{t.mtx};
+  auto i = t.by_name.find(name);
+  return i == t.by_name.end() ? nullptr : i->second;
 }
 
 } // namespace cafes

@@ -91,6 +91,8 @@ caf::behavior owner_actor(owner_ptr self, detail::context_ptr ctx, std::vector<c
       auto p = partition_for(m.id, static_cast<std::int32_t>(s.parts.size())).value();
       if (auto& a = s.parts[static_cast<std::size_t>(p)])
         rp.delegate(a, std::move(m));
+      else if (s.ctx->cfg.forwarder && !m.routed)
+        rp.delegate(s.ctx->cfg.forwarder, forward_msg{std::string{s.ctx->cfg.ops->name()}, p, std::move(m)});
       else
         rp.deliver(command_reply{cafes::error{actor_errc::not_owner, "partition " + std::to_string(p) + " of " +
                                                                          s.ctx->cfg.journal->topic() +

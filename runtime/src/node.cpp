@@ -13,6 +13,7 @@
 #include "cafes/persistence/kafka_journal.hpp"
 #include "cafes/persistence/logger.hpp"
 #include "cafes/persistence/topics.hpp"
+#include "routing.hpp"
 
 namespace cafes {
 
@@ -93,6 +94,7 @@ struct node::impl {
   std::map<std::string, std::string> topic_types;
   std::mutex listener_mtx;
   std::function<void(std::string_view, std::int32_t, bool)> listener;
+  std::unique_ptr<detail::routing> routing; // routing between nodes, if on
   bool stopped = false;
 };
 
@@ -133,6 +135,14 @@ void node_config::add_options(CLI::App& app) {
        "--session-timeout-ms", [this](long v) { session_timeout = std::chrono::milliseconds{v}; },
        "cluster mode: a node silent this long loses its partitions")
     ->check(CLI::Range(1000L, 3'600'000L));
+  app.add_flag("--routing", routing, "route commands between nodes (always on in cluster mode)");
+  app.add_option("--advertise-host", advertise_host, "where the other nodes reach this node's gateway");
+  app.add_option("--gateway-bind", gateway_bind, "where the gateway listens (default: the advertised host)");
+  app.add_option("--gateway-port", gateway_port, "the gateway's port; 0: a free one");
+  app.add_option("--directory-replication", directory_replication, "replication factor of the directory topic")
+    ->check(CLI::Range(1, 32));
+  app.add_option("--max-frame-bytes", max_frame_bytes, "bound on a routed command and its reply")
+    ->check(CLI::Range(std::size_t{1024}, std::size_t{1} << 30));
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
     ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
 }
@@ -188,8 +198,14 @@ node::node(node_config cfg) : impl_(std::make_unique<impl>()) {
   d.kafka.client_id = "cafes-" + d.cfg.node_name;
   d.kafka.delivery_timeout = d.cfg.delivery_timeout;
   d.kafka.request_timeout = d.cfg.request_timeout;
+  const bool routing = d.cfg.cluster || d.cfg.routing;
+  if (routing && d.cfg.storage != storage_kind::kafka)
+    throw bad_expected_access(cafes::error{errc::invalid_argument, "routing between nodes needs Kafka storage "
+                                                                   "(a broker or the embedded cluster): the nodes "
+                                                                   "find each other through the directory topic"});
   if (d.cfg.storage == storage_kind::kafka && d.cfg.bootstrap.empty()) {
-    auto mc = embedded_cluster::start(d.cfg.embedded_brokers);
+    auto mc = d.cfg.embedded ? expected<std::shared_ptr<embedded_cluster>>{d.cfg.embedded}
+                             : embedded_cluster::start(d.cfg.embedded_brokers);
     if (!mc)
       throw bad_expected_access(mc.error());
     d.embedded = *mc;
@@ -200,8 +216,21 @@ node::node(node_config cfg) : impl_(std::make_unique<impl>()) {
     runtime_log().warn("memory storage: NOTHING IS DURABLE");
   }
   d.sys_cfg = std::make_unique<system_config>(d.cfg.threads);
+  if (routing)
+    detail::routing::configure(*d.sys_cfg);
   d.sys = std::make_unique<caf::actor_system>(*d.sys_cfg);
   d.client = d.sys->spawn(client_actor);
+  if (routing) {
+    auto r = detail::routing::start(*d.sys, d.kafka,
+                                    {d.cfg.ns, d.cfg.node_name, d.cfg.advertise_host, d.cfg.gateway_bind,
+                                     d.cfg.gateway_port, d.cfg.directory_replication, d.cfg.max_frame_bytes,
+                                     d.cfg.command_timeout, d.cfg.request_timeout});
+    if (!r) {
+      caf::anon_send_exit(d.client, caf::exit_reason::user_shutdown);
+      throw bad_expected_access(r.error());
+    }
+    d.routing = std::move(*r);
+  }
 }
 
 node::~node() { stop(); }
@@ -214,6 +243,8 @@ void node::stop() {
   // the actors still serve. A static member stays in the group: a restart within the session
   // timeout gets the same partitions back.
   d.group.reset();
+  if (d.routing)
+    d.routing->stop(); // removes the node's directory entry while Kafka is still there
   d.stopped = true;
   caf::anon_send_exit(d.client, caf::exit_reason::user_shutdown);
   for (auto& [name, t] : d.types) {
@@ -222,6 +253,7 @@ void node::stop() {
   }
   d.sys->await_all_actors_done();
   d.sys.reset();
+  d.routing.reset();
   d.types.clear();   // closes the journals and snapshot stores (flushing their producers)
   d.embedded.reset();
 }
@@ -288,8 +320,12 @@ expected<void> node::host_impl(std::shared_ptr<const aggregate_ops> ops, host_op
   hc.max_resident = opts.max_resident;
   hc.max_stash = opts.max_stash;
   hc.assign_all = opts.assign_all && !d.cfg.cluster;
+  if (d.routing)
+    hc.forwarder = d.routing->forwarder();
   auto h = std::make_shared<const hosted>(spawn_host(*d.sys, std::move(hc)));
   d.types.emplace(name, impl::type_entry{h, j, s});
+  if (d.routing)
+    d.routing->add_type(*h);
   if (d.cfg.cluster)
     if (auto ok = share(names.events, name); !ok)
       return ok;
@@ -364,6 +400,8 @@ expected<void> node::change_ownership(std::string_view type, std::int32_t p, boo
                                   revoke_atom::value, p);
   if (!r)
     return std::move(r).error();
+  if (impl_->routing)
+    impl_->routing->publish();
   std::lock_guard guard{impl_->listener_mtx};
   if (impl_->listener)
     impl_->listener(type, p, take);
@@ -460,6 +498,8 @@ std::shared_ptr<const host_stats> node::stats(std::string_view name) const {
   auto i = impl_->types.find(name);
   return i == impl_->types.end() ? nullptr : i->second.h->stats;
 }
+
+std::uint16_t node::gateway_port() const noexcept { return impl_->routing ? impl_->routing->port() : 0; }
 
 bool node::durable() const noexcept { return impl_->cfg.storage == storage_kind::kafka && !impl_->embedded; }
 

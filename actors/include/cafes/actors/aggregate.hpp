@@ -30,6 +30,7 @@ struct rejection {
 template <class E>
   requires std::is_error_code_enum_v<E>
 rejection reject(E e, std::string msg = {}) {
+  (void)detail::category_registrar<E>::done; // a rejection routed back from another node keeps its category
   return rejection{cafes::error{e, std::move(msg)}};
 }
 

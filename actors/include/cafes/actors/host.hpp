@@ -45,6 +45,9 @@ struct host_config {
   /// Single-node mode: the node owns every partition from the start. Otherwise it owns none
   /// until assigned (assign_atom to the owner actor).
   bool assign_all = true;
+  /// The node's forwarder (routing between nodes), or null: a command for a partition this
+  /// node does not own goes to it as forward_msg, unless it came from another node already.
+  caf::actor forwarder;
 };
 
 /// Spawns the journal actor for `j`: adaptive group commit across all aggregates of a node.

@@ -19,6 +19,17 @@ struct command_msg {
   std::string id;         ///< aggregate id (validated by the partition actor)
   std::string command_id; ///< the client's command id (causation); may be empty
   std::any command;       ///< one of the aggregate type's commands
+  /// Delivered by another node's gateway: a partition this node does not own answers
+  /// not_owner instead of forwarding it again (no forwarding loops).
+  bool routed = false;
+};
+
+/// The owner actor hands a command for a partition it does not own to the node's forwarder,
+/// which sends it to the partition's owner and answers with its command_reply.
+struct forward_msg {
+  std::string type;
+  std::int32_t partition = 0;
+  command_msg cmd;
 };
 
 /// The answer to a command: an error, or the handler's reply.
@@ -188,6 +199,7 @@ using close_atom = caf::atom_constant<caf::atom("close")>;
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cafes::command_msg)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cafes::command_reply)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cafes::forward_msg)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cafes::persist_req)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cafes::persist_res)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cafes::batch_done)

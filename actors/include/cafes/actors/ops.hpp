@@ -2,12 +2,17 @@
 #pragma once
 
 #include <any>
+#include <cstdlib>
+#include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <variant>
 #include <vector>
+
+#include <cxxabi.h>
 
 #include "cafes/actors/aggregate.hpp"
 #include "cafes/persistence/envelope.hpp"
@@ -42,6 +47,17 @@ class aggregate_ops {
   virtual expected<std::any> decode_state(std::string_view type, std::uint32_t version,
                                           std::string_view bytes) const = 0;
   virtual const type_registry& registry() const noexcept = 0;
+  /// Encodes a command for another node: its type_name and msgpack bytes (version 1). Fails
+  /// with not_encodable (naming the C++ type) if the command type has no type_name, and with
+  /// invalid_command if it is none of the aggregate's commands.
+  virtual expected<encoded_value> encode_command(const std::any& command) const = 0;
+  /// Decodes a command encoded by encode_command. Fails with invalid_command for a name that
+  /// is no routable command of the aggregate, malformed_record or type_mismatch for bad bytes.
+  virtual expected<std::any> decode_command(std::string_view name, std::string_view bytes) const = 0;
+  /// Encodes the reply of the command named `command` (a reply is known by its command).
+  virtual expected<std::string> encode_reply(std::string_view command, const std::any& reply) const = 0;
+  /// Decodes the reply of the command named `command`.
+  virtual expected<std::any> decode_reply(std::string_view command, std::string_view bytes) const = 0;
 };
 
 namespace detail {
@@ -67,6 +83,68 @@ bool visit_any(const std::any& a, F&& f) {
   }(static_cast<V*>(nullptr));
 }
 
+/// A command that can be routed to another node: it names itself with `type_name` and is
+/// msgpack-convertible (MSGPACK_DEFINE_MAP; a struct without fields needs nothing).
+template <class C>
+concept routable_command = requires {
+  { C::type_name } -> std::convertible_to<std::string_view>;
+};
+
+/// Whether T encodes as an empty msgpack map without a codec of its own (cafes::done, empty commands).
+template <class T>
+constexpr bool empty_value = std::is_empty_v<T> && !requires(const T& t, msgpack::packer<msgpack::sbuffer>& pk) {
+  t.msgpack_pack(pk);
+};
+
+/// Returns the msgpack bytes of `v`.
+template <class T>
+std::string pack_value(const T& v) {
+  msgpack::sbuffer buf;
+  if constexpr (empty_value<T>)
+    msgpack::packer<msgpack::sbuffer>{buf}.pack_map(0);
+  else
+    msgpack::pack(buf, v);
+  return std::string{buf.data(), buf.size()};
+}
+
+/// Decodes msgpack bytes from another node into T. Bad bytes are a typed error, never a throw:
+/// every container is bounded by the input's size.
+template <class T>
+expected<T> unpack_value(const std::string& what, std::string_view bytes) {
+  try {
+    const auto n = bytes.size();
+    msgpack::unpack_limit limit(n, n, n, n, n, 64);
+    std::size_t off = 0;
+    auto oh = msgpack::unpack(bytes.data(), n, off, nullptr, nullptr, limit);
+    if (off != n)
+      return cafes::error{errc::malformed_record, what + ": bytes after the msgpack value"};
+    T v{};
+    if constexpr (empty_value<T>) {
+      if (oh.get().type != msgpack::type::MAP)
+        return cafes::error{errc::type_mismatch, what + ": not a msgpack map"};
+    } else {
+      oh.get().convert(v);
+    }
+    return v;
+  } catch (const msgpack::type_error&) {
+    return cafes::error{errc::type_mismatch, what + ": the value does not match the C++ type"};
+  } catch (const msgpack::insufficient_bytes&) {
+    return cafes::error{errc::malformed_record, what + ": truncated msgpack value"};
+  } catch (const std::exception& ex) {
+    return cafes::error{errc::malformed_record, what + ": " + ex.what()};
+  }
+}
+
+/// Returns the readable name of C++ type T (for errors).
+template <class T>
+std::string cpp_name() {
+  int status = 0;
+  char* s = abi::__cxa_demangle(typeid(T).name(), nullptr, nullptr, &status);
+  std::string out = status == 0 && s ? s : typeid(T).name();
+  std::free(s);
+  return out;
+}
+
 template <aggregate_type A>
 class ops_impl final : public aggregate_ops {
  public:
@@ -83,6 +161,9 @@ class ops_impl final : public aggregate_ops {
       check(A::upcasters(registry_));
     else if constexpr (requires(type_registry& r) { A::upcasters(r); })
       A::upcasters(registry_);
+    [this]<class... Cs>(std::variant<Cs...>*) {
+      (add_command<Cs>(), ...);
+    }(static_cast<typename A::commands*>(nullptr));
   }
 
   static std::string state_type_name() { return std::string{A::name} + ".state"; }
@@ -146,7 +227,87 @@ class ops_impl final : public aggregate_ops {
 
   const type_registry& registry() const noexcept override { return registry_; }
 
+  expected<encoded_value> encode_command(const std::any& command) const override {
+    std::optional<expected<encoded_value>> out;
+    visit_any<typename A::commands>(command, [&]<class C>(const C& c) {
+      if constexpr (routable_command<C>)
+        out = encoded_value{std::string{C::type_name}, 1, pack_value(c)};
+      else
+        out = cafes::error{actor_errc::not_encodable,
+                           "command " + cpp_name<C>() + " of aggregate '" + std::string{A::name} +
+                             "' has no type_name and msgpack codec, so it cannot go to the node that owns its "
+                             "partition (docs/getting-started.md)"};
+    });
+    if (!out)
+      return cafes::error{actor_errc::invalid_command,
+                          "the command is not a command of aggregate '" + std::string{A::name} + "'"};
+    return std::move(*out);
+  }
+
+  expected<std::any> decode_command(std::string_view name, std::string_view bytes) const override {
+    auto i = commands_.find(name);
+    if (i == commands_.end())
+      return cafes::error{actor_errc::invalid_command, "aggregate '" + std::string{A::name} +
+                                                         "' has no routable command '" + std::string{name} + "'"};
+    return i->second.decode(bytes);
+  }
+
+  expected<std::string> encode_reply(std::string_view command, const std::any& reply) const override {
+    auto i = commands_.find(command);
+    if (i == commands_.end())
+      return cafes::error{actor_errc::invalid_command, "aggregate '" + std::string{A::name} +
+                                                         "' has no routable command '" + std::string{command} + "'"};
+    return i->second.encode_reply(reply);
+  }
+
+  expected<std::any> decode_reply(std::string_view command, std::string_view bytes) const override {
+    auto i = commands_.find(command);
+    if (i == commands_.end())
+      return cafes::error{actor_errc::invalid_command, "aggregate '" + std::string{A::name} +
+                                                         "' has no routable command '" + std::string{command} + "'"};
+    return i->second.decode_reply(bytes);
+  }
+
  private:
+  struct command_codec {
+    std::function<expected<std::any>(std::string_view)> decode;
+    std::function<expected<std::string>(const std::any&)> encode_reply;
+    std::function<expected<std::any>(std::string_view)> decode_reply;
+  };
+
+  template <class C>
+  void add_command() {
+    if constexpr (routable_command<C>) {
+      using R = reply_t<A, C>;
+      const std::string name{C::type_name};
+      command_codec cc;
+      cc.decode = [name](std::string_view bytes) -> expected<std::any> {
+        auto c = unpack_value<C>("command '" + name + "'", bytes);
+        if (!c)
+          return std::move(c).error();
+        return std::any{std::move(*c)};
+      };
+      cc.encode_reply = [name](const std::any& r) -> expected<std::string> {
+        if (auto* v = std::any_cast<R>(&r))
+          return pack_value(*v);
+        return cafes::error{errc::type_mismatch, "the reply to '" + name + "' is not a " + cpp_name<R>()};
+      };
+      cc.decode_reply = [name](std::string_view bytes) -> expected<std::any> {
+        auto r = unpack_value<R>("reply to '" + name + "'", bytes);
+        if (!r)
+          return std::move(r).error();
+        return std::any{std::move(*r)};
+      };
+      if (name.empty())
+        check(cafes::error{errc::invalid_argument, "command " + cpp_name<C>() + " has an empty type_name"});
+      if (!commands_.emplace(name, std::move(cc)).second)
+        check(cafes::error{errc::duplicate_type, "aggregate '" + std::string{A::name} + "' has two commands named '" +
+                                                   name + "'"});
+    }
+  }
+
+  std::map<std::string, command_codec, std::less<>> commands_;
+
   static void check(const expected<void>& r) {
     if (!r)
       throw bad_expected_access(r.error()); // a wrong aggregate definition: fail at start-up

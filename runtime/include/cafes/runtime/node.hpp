@@ -58,6 +58,20 @@ struct node_config {
   /// Cluster mode: a node without a heartbeat for this long loses its partitions to the
   /// others. A restart under the same node name within it moves nothing.
   std::chrono::milliseconds session_timeout{10'000};
+  /// Routing between nodes (docs/cluster.md): any node accepts any command and sends it to
+  /// the node that owns its partition. On in cluster mode, or with this flag (for example on
+  /// the embedded cluster). It needs Kafka storage: the nodes find each other through the
+  /// directory topic `<ns>.directory`.
+  bool routing = false;
+  std::string advertise_host = "127.0.0.1"; ///< where the other nodes reach this node's gateway
+  std::string gateway_bind{};               ///< where the gateway listens; empty: advertise_host
+  std::uint16_t gateway_port = 0;           ///< the gateway's port; 0: a free one
+  std::int16_t directory_replication = 1;   ///< replication factor of the directory topic
+  /// Bound on a routed command's frame and on its reply (both ends check it).
+  std::size_t max_frame_bytes = default_max_event_bytes;
+  /// Tests: the embedded cluster to run on (shared by several nodes of one process) instead
+  /// of starting one, when no bootstrap is set.
+  std::shared_ptr<embedded_cluster> embedded{};
 
   /// Adds the node's options (--bootstrap, --namespace, …, --config FILE) to a CLI11 app, so
   /// that an application can extend its own command line with them.
@@ -178,6 +192,9 @@ class node {
   /// Cluster mode: returns whether the node has joined its namespace's group (it received
   /// its first assignment and was not expelled since). Always true outside cluster mode.
   bool joined() const noexcept;
+
+  /// Returns the port of the node's routing gateway, or 0 when routing is off.
+  std::uint16_t gateway_port() const noexcept;
 
   /// Returns the counters of aggregate type `name`, or nullptr.
   std::shared_ptr<const host_stats> stats(std::string_view name) const;

@@ -1,0 +1,68 @@
+// Routing between nodes (internal): the gateway, the forwarder and the directory.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include <caf/all.hpp>
+
+#include "cafes/actors/host.hpp"
+#include "cafes/persistence/kafka_config.hpp"
+
+namespace cafes::detail {
+
+/// What routing needs of the node's configuration.
+struct routing_settings {
+  std::string ns;
+  std::string node_name;
+  std::string advertise_host; ///< where the other nodes reach this node's gateway
+  std::string bind_host;      ///< where the gateway listens
+  std::uint16_t port = 0;     ///< 0: a free port
+  std::int16_t directory_replication = 1;
+  std::size_t max_frame_bytes = 1 << 20;
+  std::chrono::milliseconds command_timeout{15'000};
+  std::chrono::milliseconds request_timeout{10'000};
+};
+
+/// A node's routing: its gateway (published over CAF's middleman), its forwarder (which the
+/// owner actors hand the commands of partitions they do not own) and its view of the
+/// directory topic `<ns>.directory`, where each node writes its entry.
+class routing {
+ public:
+  /// Loads the middleman and registers the frame types; before the actor system starts.
+  static void configure(caf::actor_system_config& cfg);
+
+  /// Creates the directory topic if missing, starts its tail, publishes the gateway.
+  static expected<std::unique_ptr<routing>> start(caf::actor_system& sys, const kafka_config& kafka,
+                                                  routing_settings s);
+  ~routing();
+  routing(const routing&) = delete;
+  routing& operator=(const routing&) = delete;
+
+  /// The forwarder, for host_config::forwarder.
+  caf::actor forwarder() const;
+
+  /// The port the gateway listens on.
+  std::uint16_t port() const noexcept;
+
+  /// Makes a hosted type reachable through the gateway and the forwarder, and writes the
+  /// node's entry.
+  void add_type(const hosted& h);
+
+  /// Writes the node's entry (its owned partitions of every type), after each change of
+  /// ownership. Failures are logged: the entry is written again at the next change, and a
+  /// stale entry costs retries, never a wrong answer.
+  void publish();
+
+  /// Removes the node's entry and stops the actors (before the actor system stops).
+  void stop();
+
+ private:
+  struct impl;
+  explicit routing(std::unique_ptr<impl> p);
+  std::unique_ptr<impl> impl_;
+};
+
+} // namespace cafes::detail
