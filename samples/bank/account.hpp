@@ -109,38 +109,50 @@ struct legs_settled {
 
 /// Opens the account. Replies with the balance (0).
 struct open {
+  static constexpr std::string_view type_name = "account.open";
   std::string owner;
   std::int64_t overdraft_limit = 0;
+  MSGPACK_DEFINE_MAP(owner, overdraft_limit);
 };
 
 /// Adds money. `ref` names the operation: a repeated ref is answered without a second event.
 struct deposit {
+  static constexpr std::string_view type_name = "account.deposit";
   std::int64_t amount = 0;
   std::string ref;
+  MSGPACK_DEFINE_MAP(amount, ref);
 };
 
 /// Takes money, down to minus the overdraft limit. `ref` as for deposit.
 struct withdraw {
+  static constexpr std::string_view type_name = "account.withdraw";
   std::int64_t amount = 0;
   std::string ref;
+  MSGPACK_DEFINE_MAP(amount, ref);
 };
 
 /// Applies one leg of transfer `transfer` (sent by the saga only). A leg already applied and
 /// not settled is answered with the balance and no event. A debit obeys the overdraft rule, a
 /// credit the maximum balance; a refund needs the transfer's debit on this account.
 struct apply_leg {
+  static constexpr std::string_view type_name = "account.apply_leg";
   std::string transfer;
   leg_kind leg = leg_kind::debit;
   std::int64_t amount = 0;
+  MSGPACK_DEFINE_MAP(transfer, leg, amount);
 };
 
 /// Forgets the legs of `transfer`, which recorded its final status. Never rejected.
 struct settle_legs {
+  static constexpr std::string_view type_name = "account.settle_legs";
   std::string transfer;
+  MSGPACK_DEFINE_MAP(transfer);
 };
 
 /// Reads the balance.
-struct get_balance {};
+struct get_balance {
+  static constexpr std::string_view type_name = "account.get_balance";
+};
 
 struct account {
   static constexpr std::string_view name = "account";

@@ -63,21 +63,37 @@ struct transfer_settled {
 
 /// Starts a transfer (idempotent: the same request again answers the current status).
 struct start_transfer {
+  static constexpr std::string_view type_name = "transfer.start";
   std::string from, to;
   std::int64_t amount = 0;
+  MSGPACK_DEFINE_MAP(from, to, amount);
 };
-struct record_debit {};
+struct record_debit {
+  static constexpr std::string_view type_name = "transfer.record_debit";
+};
 struct record_rejection {
+  static constexpr std::string_view type_name = "transfer.record_rejection";
   std::string reason;
+  MSGPACK_DEFINE_MAP(reason);
 };
-struct record_credit {};
+struct record_credit {
+  static constexpr std::string_view type_name = "transfer.record_credit";
+};
 struct record_credit_failure {
+  static constexpr std::string_view type_name = "transfer.record_credit_failure";
   std::string reason;
+  MSGPACK_DEFINE_MAP(reason);
 };
-struct record_compensation {};
+struct record_compensation {
+  static constexpr std::string_view type_name = "transfer.record_compensation";
+};
 /// Records that the accounts forgot the legs of this transfer, which has its final status.
-struct record_settlement {};
-struct get_transfer {};
+struct record_settlement {
+  static constexpr std::string_view type_name = "transfer.record_settlement";
+};
+struct get_transfer {
+  static constexpr std::string_view type_name = "transfer.get";
+};
 
 struct transfer {
   static constexpr std::string_view name = "transfer";

@@ -18,8 +18,8 @@ std::error_code make_error_code(counter_errc e) {
 struct counter {
   static constexpr std::string_view name = "counter";
   struct state { std::int64_t value = 0; MSGPACK_DEFINE_MAP(value); };
-  struct add { std::int64_t n = 0; };
-  struct get {};
+  struct add { static constexpr std::string_view type_name = "counter.add"; std::int64_t n = 0; MSGPACK_DEFINE_MAP(n); };
+  struct get { static constexpr std::string_view type_name = "counter.get"; }; // routable: named, msgpack
   struct added {
     static constexpr std::string_view type_name = "counter.added";
     std::int64_t n = 0;
