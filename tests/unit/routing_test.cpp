@@ -236,6 +236,10 @@ TEST_CASE("bad and oversized frames sent straight to a gateway get typed errors;
   CHECK(err_of(ask_gateway(*c.a, port, frame_of("account", id, "account.open", std::string(5000, 'x')))) ==
         actor_errc::frame_too_large);
   CHECK(!ask_gateway(*c.a, port, std::string{"not a frame"})); // unexpected_message, nothing else
+  // A frame for a partition b does not own is refused, never forwarded again (no loops).
+  CHECK(err_of(ask_gateway(*c.a, port, frame_of("account", id_in(0), "account.open", packed(open{"x", 0})))) ==
+        actor_errc::not_owner);
+  CHECK(!c.a->ask<account>(id_in(0), get_balance{})); // so a never opened that account
   // A good frame is served, and so are the nodes' own commands.
   auto ok = ask_gateway(*c.a, port, frame_of("account", id, "account.open", packed(open{"x", 0})));
   REQUIRE(ok);
