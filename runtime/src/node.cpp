@@ -501,6 +501,13 @@ std::shared_ptr<const host_stats> node::stats(std::string_view name) const {
 
 std::uint16_t node::gateway_port() const noexcept { return impl_->routing ? impl_->routing->port() : 0; }
 
+routing_stats node::routing_counters() const noexcept {
+  if (!impl_->routing)
+    return {};
+  auto& c = impl_->routing->counters();
+  return {c.forwarded.load(), c.retries.load(), c.received.load(), c.refused.load()};
+}
+
 bool node::durable() const noexcept { return impl_->cfg.storage == storage_kind::kafka && !impl_->embedded; }
 
 bool node::healthy() const noexcept {

@@ -168,33 +168,44 @@ cafes::error too_large(std::string_view what, std::size_t bytes, std::size_t lim
 
 // ---- gateway ---------------------------------------------------------------------------
 
+using counters_ptr = std::shared_ptr<routing_counters>;
+
 struct gateway_state {
   static inline const char* name = "cafes.gateway";
   routing_settings s;
+  counters_ptr counters;
   std::map<std::string, type_msg, std::less<>> types;
 };
 
-caf::behavior gateway_actor(caf::stateful_actor<gateway_state>* self, routing_settings s) {
+// A frame refused before any owner saw it.
+route_reply refuse(gateway_state& st, const cafes::error& e) {
+  ++st.counters->refused;
+  return to_reply(e);
+}
+
+caf::behavior gateway_actor(caf::stateful_actor<gateway_state>* self, routing_settings s, counters_ptr counters) {
   self->state.s = std::move(s);
+  self->state.counters = std::move(counters);
   // Anything but a frame (another program probing the port) gets unexpected_message.
   self->set_default_handler(caf::drop);
   return {
     [=](type_msg& t) { self->state.types[t.name] = std::move(t); },
     [=](route_frame& f) -> caf::result<route_reply> {
       auto& st = self->state;
+      ++st.counters->received;
       if (f.version != route_frame_version)
-        return to_reply(cafes::error{errc::unsupported_version, "route frame version " + std::to_string(f.version) +
+        return refuse(st, cafes::error{errc::unsupported_version, "route frame version " + std::to_string(f.version) +
                                                                     " is not supported (this node reads " +
                                                                     std::to_string(route_frame_version) + ")"});
       if (auto n = frame_bytes(f); n > st.s.max_frame_bytes)
-        return to_reply(too_large("a frame", n, st.s.max_frame_bytes));
+        return refuse(st, too_large("a frame", n, st.s.max_frame_bytes));
       auto t = st.types.find(f.type);
       if (t == st.types.end())
-        return to_reply(cafes::error{actor_errc::unknown_aggregate_type,
+        return refuse(st, cafes::error{actor_errc::unknown_aggregate_type,
                                      "node '" + st.s.node_name + "' hosts no aggregate type '" + f.type + "'"});
       auto c = t->second.ops->decode_command(f.command, f.bytes);
       if (!c)
-        return to_reply(c.error());
+        return refuse(st, c.error());
       auto timeout = std::clamp(std::chrono::milliseconds{f.deadline_ms}, std::chrono::milliseconds{1},
                                 st.s.command_timeout);
       auto rp = self->make_response_promise<route_reply>();
@@ -248,6 +259,7 @@ using attempt_ptr = std::shared_ptr<attempt>;
 struct forwarder_state {
   static inline const char* name = "cafes.forwarder";
   routing_settings s;
+  counters_ptr counters;
   std::shared_ptr<const directory_view> dir;
   std::map<std::string, type_msg, std::less<>> types;
   std::map<std::string, caf::actor> gateways; // "host:port" -> the gateway found there
@@ -270,6 +282,7 @@ void retry_later(forwarder_ptr self, const attempt_ptr& a, cafes::error why) {
   a->last = std::move(why);
   if (clock::now() + a->backoff >= a->retry_deadline)
     return answer(a, command_reply{a->last, {}});
+  ++self->state.counters->retries;
   self->delayed_send(self, a->backoff, retry_msg{a});
   a->backoff = std::min(a->backoff * 2, std::chrono::milliseconds{500});
 }
@@ -366,8 +379,10 @@ void try_once(forwarder_ptr self, const attempt_ptr& a) {
       });
 }
 
-caf::behavior forwarder_actor(forwarder_ptr self, routing_settings s, std::shared_ptr<const directory_view> dir) {
+caf::behavior forwarder_actor(forwarder_ptr self, routing_settings s, std::shared_ptr<const directory_view> dir,
+                              counters_ptr counters) {
   self->state.s = std::move(s);
+  self->state.counters = std::move(counters);
   self->state.dir = std::move(dir);
   self->set_down_handler([=](caf::down_msg& dm) {
     auto& gws = self->state.gateways;
@@ -378,6 +393,7 @@ caf::behavior forwarder_actor(forwarder_ptr self, routing_settings s, std::share
     [=](type_msg& t) { self->state.types[t.name] = std::move(t); },
     [=](forward_msg& m) {
       auto& st = self->state;
+      ++st.counters->forwarded;
       auto rp = self->make_response_promise();
       auto t = st.types.find(m.type);
       if (t == st.types.end()) {
@@ -419,6 +435,7 @@ struct routing::impl {
   caf::actor_system* sys = nullptr;
   routing_settings s;
   std::shared_ptr<directory_view> dir = std::make_shared<directory_view>();
+  std::shared_ptr<routing_counters> counters = std::make_shared<routing_counters>();
   std::unique_ptr<table_topic> table;
   caf::actor gateway;
   caf::actor forwarder;
@@ -461,8 +478,8 @@ expected<std::unique_ptr<routing>> routing::start(caf::actor_system& sys, const 
   if (!table)
     return std::move(table).error();
   d->table = std::move(*table);
-  d->gateway = sys.spawn(gateway_actor, d->s);
-  d->forwarder = sys.spawn(forwarder_actor, d->s, std::shared_ptr<const directory_view>{d->dir});
+  d->gateway = sys.spawn(gateway_actor, d->s, d->counters);
+  d->forwarder = sys.spawn(forwarder_actor, d->s, std::shared_ptr<const directory_view>{d->dir}, d->counters);
   const auto& bind = d->s.bind_host.empty() ? d->s.advertise_host : d->s.bind_host;
   auto port = sys.middleman().publish(d->gateway, d->s.port, bind.c_str(), false);
   if (!port) {
@@ -496,6 +513,8 @@ expected<std::unique_ptr<routing>> routing::start(caf::actor_system& sys, const 
 }
 
 caf::actor routing::forwarder() const { return impl_->forwarder; }
+
+const routing_counters& routing::counters() const noexcept { return *impl_->counters; }
 
 std::uint16_t routing::port() const noexcept { return impl_->port; }
 

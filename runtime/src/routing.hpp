@@ -1,6 +1,7 @@
 // Routing between nodes (internal): the gateway, the forwarder and the directory.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -26,6 +27,14 @@ struct routing_settings {
   std::chrono::milliseconds request_timeout{10'000};
 };
 
+/// What routing did so far.
+struct routing_counters {
+  std::atomic<std::uint64_t> forwarded{0}; ///< commands the forwarder took
+  std::atomic<std::uint64_t> retries{0};   ///< attempts repeated (no owner, not_owner, no connection)
+  std::atomic<std::uint64_t> received{0};  ///< frames the gateway took
+  std::atomic<std::uint64_t> refused{0};   ///< frames the gateway refused before any owner saw them
+};
+
 /// A node's routing: its gateway (published over CAF's middleman), its forwarder (which the
 /// owner actors hand the commands of partitions they do not own) and its view of the
 /// directory topic `<ns>.directory`, where each node writes its entry.
@@ -43,6 +52,8 @@ class routing {
 
   /// The forwarder, for host_config::forwarder.
   caf::actor forwarder() const;
+
+  const routing_counters& counters() const noexcept;
 
   /// The port the gateway listens on.
   std::uint16_t port() const noexcept;

@@ -149,6 +149,8 @@ TEST_CASE("a command sent to a node that does not own its partition is answered 
   CHECK(c.a->ask<account>(id, open{"ann", 0}).value() == 0);
   CHECK(c.a->ask<account>(id, deposit{50, "d1"}).value() == 50);
   CHECK(c.b->ask<account>(id, get_balance{}).value() == 50); // b applied them
+  CHECK(c.a->routing_counters().forwarded == 2);
+  CHECK(c.b->routing_counters().received == 2);
   CHECK(c.b->stats("account")->events_persisted.load() == 2);
   CHECK(c.a->stats("account")->events_persisted.load() == 0);
   // A rejection comes back with its own category and code.
@@ -175,8 +177,12 @@ TEST_CASE("a command on a stale route is retried until the new owner takes it", 
   const auto id = id_in(2);
   REQUIRE(c.a->ask<account>(id, open{"ann", 0}).value() == 0); // a has routed to b
   REQUIRE(c.b->revoke("account", 2));
-  // Nobody owns partition 2 now: the command waits in a's forwarder, which retries.
+  // Nobody owns partition 2 now: the command waits in a's forwarder, which retries (the
+  // route to b is stale, or the directory names no owner); a takes the partition over only
+  // once it has.
+  const auto retries = c.a->routing_counters().retries;
   auto pending = c.a->ask_async<account>(id, deposit{7, "d1"});
+  REQUIRE(cafes::test::eventually([&] { return c.a->routing_counters().retries > retries; }));
   REQUIRE(c.a->assign("account", 2));
   CHECK(pending.get().value() == 7);
   CHECK(c.a->stats("account")->events_persisted.load() == 1);
@@ -240,6 +246,7 @@ TEST_CASE("bad and oversized frames sent straight to a gateway get typed errors;
   CHECK(err_of(ask_gateway(*c.a, port, frame_of("account", id_in(0), "account.open", packed(open{"x", 0})))) ==
         actor_errc::not_owner);
   CHECK(!c.a->ask<account>(id_in(0), get_balance{})); // so a never opened that account
+  CHECK(c.b->routing_counters().refused == 6);
   // A good frame is served, and so are the nodes' own commands.
   auto ok = ask_gateway(*c.a, port, frame_of("account", id, "account.open", packed(open{"x", 0})));
   REQUIRE(ok);

@@ -82,6 +82,14 @@ struct node_config {
   static expected<node_config> from_args(int argc, char** argv);
 };
 
+/// What a node's routing did so far (docs/cluster.md); all zero when routing is off.
+struct routing_stats {
+  std::uint64_t forwarded = 0; ///< commands this node sent on towards their partition's owner
+  std::uint64_t retries = 0;   ///< attempts repeated (no owner known, not_owner, no connection)
+  std::uint64_t received = 0;  ///< frames this node's gateway took from other nodes
+  std::uint64_t refused = 0;   ///< frames the gateway refused before any owner saw them
+};
+
 /// How to host one aggregate type.
 struct host_options {
   std::int32_t partitions = 12;
@@ -195,6 +203,9 @@ class node {
 
   /// Returns the port of the node's routing gateway, or 0 when routing is off.
   std::uint16_t gateway_port() const noexcept;
+
+  /// Returns the counters of the node's routing.
+  routing_stats routing_counters() const noexcept;
 
   /// Returns the counters of aggregate type `name`, or nullptr.
   std::shared_ptr<const host_stats> stats(std::string_view name) const;
