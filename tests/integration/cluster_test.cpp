@@ -105,3 +105,51 @@ TEST_CASE("cluster: a node that joins under load takes only the partitions that 
   CHECK(stayed == 8);
   check_census(c, load);
 }
+
+TEST_CASE("cluster: any node accepts any command, and transfers between nodes' accounts complete",
+          "[cluster][broker][routing]") {
+  bank_cluster c{"route", 6, std::chrono::seconds{6}, 3};
+  const std::vector<int> all{0, 1, 2};
+  REQUIRE(eventually_every([&] { return c.settled(all); }, std::chrono::seconds{60}, poll_every));
+  // Every command goes to a node that does not own the account's partition.
+  std::vector<std::string> ids;
+  for (int a = 0; a < 9; ++a) {
+    auto id = "acc-" + std::to_string(a);
+    const int owner = c.owner_of("account", id, all);
+    REQUIRE(owner >= 0);
+    auto& other = *c.nodes[static_cast<std::size_t>((owner + 1) % 3)];
+    auto [status, body] = other.post("/accounts/open", {{"id", id}, {"owner", "o"}});
+    INFO(body.dump());
+    REQUIRE(status == 200);
+    auto [s2, b2] = other.post("/accounts/deposit", {{"id", id}, {"amount", "100"}, {"ref", "init-" + id}});
+    INFO(b2.dump());
+    REQUIRE(s2 == 200);
+    CHECK(b2["balance"].get<std::int64_t>() == 100);
+    ids.push_back(id);
+  }
+  // A rejection from the owner keeps its code on the way back (422, insufficient_funds).
+  {
+    const int owner = c.owner_of("account", ids[0], all);
+    auto [status, body] = c.nodes[static_cast<std::size_t>((owner + 2) % 3)]->post(
+      "/accounts/withdraw", {{"id", ids[0]}, {"amount", "1000"}, {"ref", "too-much"}});
+    INFO(body.dump());
+    CHECK(status == 422);
+  }
+  // Transfers between accounts of different nodes, each driven by a third node's saga, whose
+  // transfer aggregate may be on yet another node: every step goes through the routers.
+  int cross = 0;
+  for (std::size_t i = 0; i + 1 < ids.size(); ++i) {
+    const int from = c.owner_of("account", ids[i], all), to = c.owner_of("account", ids[i + 1], all);
+    if (from == to)
+      continue;
+    ++cross;
+    const auto tid = "t-" + std::to_string(i);
+    auto& driver = *c.nodes[static_cast<std::size_t>(3 - from - to)];
+    auto [status, body] =
+      driver.post("/transfers", {{"id", tid}, {"from", ids[i]}, {"to", ids[i + 1]}, {"amount", "10"}});
+    INFO(body.dump());
+    REQUIRE(status == 200);
+    CHECK(body["status"] == "completed");
+  }
+  REQUIRE(cross > 0);
+}
