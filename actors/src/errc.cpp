@@ -4,6 +4,7 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <vector>
 
 namespace cafes {
 
@@ -44,6 +45,7 @@ namespace {
 struct category_table {
   std::mutex mtx;
   std::map<std::string, const std::error_category*, std::less<>> by_name;
+  std::vector<detail::category_getter> pending; // registered at start-up, resolved at lookup
   category_table() {
     for (auto* c : {&actors_category(), &persistence_category(), &std::generic_category(), &std::system_category()})
       by_name.emplace(c->name(), c);
@@ -63,9 +65,20 @@ void register_error_category(const std::error_category& c) {
   t.by_name.emplace(c.name(), &c); // the first category of a name keeps it
 }
 
+void detail::register_error_category(category_getter g) {
+  auto& t = categories();
+  std::lock_guard guard{t.mtx};
+  t.pending.push_back(g);
+}
+
 const std::error_category* find_error_category(std::string_view name) {
   auto& t = categories();
   std::lock_guard guard{t.mtx};
+  for (auto g : t.pending) {
+    const auto& c = g();
+    t.by_name.emplace(c.name(), &c);
+  }
+  t.pending.clear();
   auto i = t.by_name.find(name);
   return i == t.by_name.end() ? nullptr : i->second;
 }

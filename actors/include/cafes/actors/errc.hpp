@@ -43,10 +43,21 @@ const std::error_category* find_error_category(std::string_view name);
 
 namespace detail {
 
+using category_getter = const std::error_category& (*)();
+
+/// Registers a category known by its getter, which is called only at the first lookup: at
+/// start-up the category object itself may not be constructed yet.
+void register_error_category(category_getter g);
+
+template <class E>
+const std::error_category& category_of() {
+  return std::error_code{E{}}.category();
+}
+
 /// Registers the category of error enum E at start-up (odr-used by reject<E>).
 template <class E>
 struct category_registrar {
-  static inline const bool done = (register_error_category(std::error_code{E{}}.category()), true);
+  static inline const bool done = (register_error_category(&category_of<E>), true);
 };
 
 } // namespace detail
