@@ -220,6 +220,16 @@ class transactional_journal final : public kafka_journal_base, public partition_
     std::unique_ptr<RdKafka::Error> e{pt.producer->init_transactions(timeout_ms())};
     if (e)
       return from_kafka(*e, "init_transactions of " + pt.txid);
+    // A producer's first transaction waits about a second for the leaders of a topic it has
+    // not seen; asking for them now takes a round trip (a taken-over partition's epoch claim
+    // is the first transaction, on the way to serving).
+    for (auto& topic : written_topics()) {
+      std::string terr;
+      std::unique_ptr<RdKafka::Topic> t{RdKafka::Topic::create(pt.producer.get(), topic, nullptr, terr)};
+      RdKafka::Metadata* md = nullptr;
+      if (t && pt.producer->metadata(false, t.get(), &md, timeout_ms()) == RdKafka::ERR_NO_ERROR)
+        delete md;
+    }
     pt.dead.reset();
     pt.fenced = false;
     pt.commit_pending = false;
@@ -277,6 +287,11 @@ class transactional_journal final : public kafka_journal_base, public partition_
     enqueue(std::move(recs), std::move(cb));
   }
 
+  void also_writes(const std::string& topic) override {
+    std::lock_guard guard{mtx_};
+    also_written_.push_back(topic);
+  }
+
   bool fenced(partition_id p) const noexcept override {
     auto i = parts_.find(p.value());
     return i != parts_.end() && i->second.fenced.load();
@@ -319,6 +334,13 @@ class transactional_journal final : public kafka_journal_base, public partition_
 
   std::optional<error> fenced_error(std::int32_t p) const {
     return error{errc::fenced, "partition " + std::to_string(p) + " of " + topic_ + " was fenced by a newer owner"};
+  }
+
+  std::vector<std::string> written_topics() {
+    std::lock_guard guard{mtx_};
+    auto out = also_written_;
+    out.push_back(topic_);
+    return out;
   }
 
   bool stopping() {
@@ -402,21 +424,79 @@ class transactional_journal final : public kafka_journal_base, public partition_
 
   void run() {
     for (;;) {
+      std::vector<job> writes;
       job j;
       {
         std::unique_lock lock{mtx_};
         cv_.wait(lock, [this] { return stop_ || !jobs_.empty(); });
         if (stop_)
           return;
-        j = std::move(jobs_.front());
-        jobs_.pop_front();
+        // Writes queued behind each other share one transaction per partition (a group
+        // commit: a commit costs a round trip to the coordinator, whatever it holds), within
+        // a bound on records and bytes.
+        std::size_t records = 0, bytes = 0;
+        while (!jobs_.empty() && jobs_.front().kind == job::write &&
+               (writes.empty() || (records + jobs_.front().recs.size() <= max_group_records &&
+                                   bytes + size_of(jobs_.front().recs) <= max_group_bytes))) {
+          records += jobs_.front().recs.size();
+          bytes += size_of(jobs_.front().recs);
+          writes.push_back(std::move(jobs_.front()));
+          jobs_.pop_front();
+        }
+        if (writes.empty()) {
+          j = std::move(jobs_.front());
+          jobs_.pop_front();
+        }
+      }
+      if (!writes.empty()) {
+        commit_group(writes);
+        continue;
       }
       switch (j.kind) {
-        case job::write: j.cb(commit(j.recs)); break;
+        case job::write: break; // taken above
         case job::settle: j.done(settle_partition(j.p)); break;
         case job::open: j.done(reopen(parts_.at(j.p))); break;
         case job::close: j.done(close_partition(j.p)); break;
       }
+    }
+  }
+
+  static constexpr std::size_t max_group_records = 8192;
+  static constexpr std::size_t max_group_bytes = 8 << 20;
+
+  static std::size_t size_of(const std::vector<record>& recs) {
+    std::size_t n = 0;
+    for (auto& r : recs)
+      n += r.key.size() + (r.value ? r.value->size() : 0);
+    return n;
+  }
+
+  // Commits the writes together and gives each its own share of the result: its records'
+  // positions and outcomes, and the error only if one of its records is not durable.
+  void commit_group(std::vector<job>& writes) {
+    if (writes.size() == 1) {
+      writes.front().cb(commit(writes.front().recs));
+      return;
+    }
+    std::vector<record> all;
+    for (auto& w : writes)
+      all.insert(all.end(), std::make_move_iterator(w.recs.begin()), std::make_move_iterator(w.recs.end()));
+    auto res = commit(all);
+    std::size_t at = 0;
+    for (auto& w : writes) {
+      append_result mine;
+      const auto n = w.recs.size();
+      mine.positions.assign(res.positions.begin() + static_cast<std::ptrdiff_t>(at),
+                            res.positions.begin() + static_cast<std::ptrdiff_t>(at + n));
+      mine.outcomes.assign(res.outcomes.begin() + static_cast<std::ptrdiff_t>(at),
+                           res.outcomes.begin() + static_cast<std::ptrdiff_t>(at + n));
+      for (auto o : mine.outcomes)
+        if (o != event_outcome::durable) {
+          mine.err = res.err;
+          break;
+        }
+      at += n;
+      w.cb(std::move(mine));
     }
   }
 
@@ -550,6 +630,7 @@ class transactional_journal final : public kafka_journal_base, public partition_
   std::mutex mtx_;
   std::condition_variable cv_;
   std::deque<job> jobs_;
+  std::vector<std::string> also_written_; // guarded by mtx_
   bool stop_ = false;
   std::thread worker_;
 };
@@ -570,6 +651,7 @@ expected<std::unique_ptr<journal>> make_kafka_journal(const kafka_config& given,
   auto reader = detail::partition_reader::make(cfg, tx);
   if (!reader)
     return std::move(reader).error();
+  (*reader)->warm(topic);
   if (!tx) {
     auto producer = detail::async_producer::make(cfg);
     if (!producer)
