@@ -262,13 +262,31 @@ class transactional_journal final : public kafka_journal_base, public partition_
   // The end offset, once no transaction of p is in doubt: a commit whose outcome was unknown
   // is finished (or its producer replaced) on the worker thread first, so a catch-up up to
   // here sees every event of it that will ever be visible.
+  //
+  // A commit returns once the coordinator decided; the markers that make the transaction's
+  // records visible (or skipped) reach the partition a moment later, and read_committed
+  // readers see nothing past them before. So the barrier is taken as the partition's high
+  // watermark right after the settle (no transaction of this owner is open then), and this
+  // waits until the last stable offset reached it: a catch-up up to the barrier then sees
+  // every committed record.
   expected<offset> barrier(partition_id p) override {
     auto i = parts_.find(p.value());
     if (i == parts_.end() || !i->second.owned.load())
       return end_offset(p);
-    if (auto ok = on_worker(job::settle, p); !ok)
+    auto hw = std::make_shared<std::int64_t>(-1);
+    if (auto ok = on_worker(job::barrier, p, hw); !ok)
       return std::move(ok).error();
-    return end_offset(p);
+    const auto deadline = std::chrono::steady_clock::now() + cfg_.request_timeout;
+    for (;;) {
+      auto stable = end_offset(p);
+      if (!stable || stable->value() >= *hw)
+        return stable;
+      if (std::chrono::steady_clock::now() > deadline)
+        return error{errc::timeout, "the transaction markers of partition " + std::to_string(p.value()) + " of " +
+                                        topic_ + " did not arrive within " +
+                                        std::to_string(cfg_.request_timeout.count()) + " ms"};
+      std::this_thread::sleep_for(std::chrono::milliseconds{5}); // the markers' arrival
+    }
   }
 
   void append(std::vector<event_envelope> batch, append_callback cb) override {
@@ -327,7 +345,7 @@ class transactional_journal final : public kafka_journal_base, public partition_
       std::lock_guard guard{mtx_};
       if (stop_)
         return cb(append_result{error{errc::closed, "journal closed"}, event_outcome::not_written});
-      jobs_.push_back({job::write, -1, std::move(recs), std::move(cb), {}});
+      jobs_.push_back({job::write, -1, std::move(recs), std::move(cb), {}, {}});
     }
     cv_.notify_one();
   }
@@ -349,15 +367,16 @@ class transactional_journal final : public kafka_journal_base, public partition_
   }
 
   struct job {
-    enum kind_t { write, settle, open, close } kind = write;
+    enum kind_t { write, settle, barrier, open, close } kind = write;
     std::int32_t p = -1;                   // settle, open, close: the partition
     std::vector<record> recs;              // write
     append_callback cb;                    // write
-    std::function<void(expected<void>)> done; // settle, open, close
+    std::function<void(expected<void>)> done; // settle, barrier, open, close
+    std::shared_ptr<std::int64_t> hw;         // barrier: the high watermark once settled
   };
 
   // Runs a partition job on the worker thread, which alone touches the producers, and waits.
-  expected<void> on_worker(job::kind_t kind, partition_id p) {
+  expected<void> on_worker(job::kind_t kind, partition_id p, std::shared_ptr<std::int64_t> hw = {}) {
     if (p.value() < 0 || p.value() >= partitions_)
       return error{errc::invalid_argument, "partition " + std::to_string(p.value()) + " of " + topic_ +
                                                " does not exist"};
@@ -367,10 +386,22 @@ class transactional_journal final : public kafka_journal_base, public partition_
       std::lock_guard guard{mtx_};
       if (stop_)
         return error{errc::closed, "journal closed"};
-      jobs_.push_back({kind, p.value(), {}, {}, [done](expected<void> r) { done->set_value(std::move(r)); }});
+      jobs_.push_back({kind, p.value(), {}, {}, [done](expected<void> r) { done->set_value(std::move(r)); }, hw});
     }
     cv_.notify_one();
     return f.get();
+  }
+
+  // Settles p, then reads its high watermark (with every record of this owner's finished
+  // transactions below it) through the producer, before any later transaction opens.
+  expected<void> high_watermark_settled(std::int32_t p, std::int64_t& hw) {
+    if (auto ok = settle_partition(p); !ok)
+      return ok;
+    std::int64_t lo = 0;
+    auto err = parts_.at(p).producer->query_watermark_offsets(topic_, p, &lo, &hw, timeout_ms());
+    if (err != RdKafka::ERR_NO_ERROR)
+      return from_kafka(err, "watermarks of " + topic_ + "/" + std::to_string(p));
+    return {};
   }
 
   // Opens the partition's producer unless it is open and sound.
@@ -455,6 +486,7 @@ class transactional_journal final : public kafka_journal_base, public partition_
       switch (j.kind) {
         case job::write: break; // taken above
         case job::settle: j.done(settle_partition(j.p)); break;
+        case job::barrier: j.done(high_watermark_settled(j.p, *j.hw)); break;
         case job::open: j.done(reopen(parts_.at(j.p))); break;
         case job::close: j.done(close_partition(j.p)); break;
       }
