@@ -149,8 +149,10 @@ class transactional_journal final : public kafka_journal_base, public partition_
 
  public:
   transactional_journal(const kafka_config& cfg, std::string topic, std::int32_t partitions,
-                        std::unique_ptr<detail::partition_reader> reader)
-    : kafka_journal_base(std::move(topic), partitions, cfg.limits, std::move(reader)), cfg_(cfg) {
+                        std::unique_ptr<detail::partition_reader> reader,
+                        std::unique_ptr<detail::partition_reader> uncommitted)
+    : kafka_journal_base(std::move(topic), partitions, cfg.limits, std::move(reader)), cfg_(cfg),
+      uncommitted_(std::move(uncommitted)) {
     // Every partition has its entry from the start (other threads look entries up); only
     // the owned ones have a producer.
     auto prefix = cfg_.transactional_id_prefix.empty() ? topic_ : cfg_.transactional_id_prefix;
@@ -392,15 +394,15 @@ class transactional_journal final : public kafka_journal_base, public partition_
     return f.get();
   }
 
-  // Settles p, then reads its high watermark (with every record of this owner's finished
-  // transactions below it) through the producer, before any later transaction opens.
+  // Settles p, then reads its high watermark, read_uncommitted (every record of this
+  // owner's finished transactions is below it), before any later transaction opens.
   expected<void> high_watermark_settled(std::int32_t p, std::int64_t& hw) {
     if (auto ok = settle_partition(p); !ok)
       return ok;
-    std::int64_t lo = 0;
-    auto err = parts_.at(p).producer->query_watermark_offsets(topic_, p, &lo, &hw, timeout_ms());
-    if (err != RdKafka::ERR_NO_ERROR)
-      return from_kafka(err, "watermarks of " + topic_ + "/" + std::to_string(p));
+    auto h = uncommitted_->high_watermark(topic_, partition_id{p});
+    if (!h)
+      return std::move(h).error();
+    hw = h->value();
     return {};
   }
 
@@ -663,6 +665,7 @@ class transactional_journal final : public kafka_journal_base, public partition_
   std::condition_variable cv_;
   std::deque<job> jobs_;
   std::vector<std::string> also_written_; // guarded by mtx_
+  std::unique_ptr<detail::partition_reader> uncommitted_; // the worker thread's alone
   bool stop_ = false;
   std::thread worker_;
 };
@@ -699,7 +702,13 @@ expected<std::unique_ptr<journal>> make_kafka_journal(const kafka_config& given,
   for (auto p : *owned)
     if (p.value() < 0 || p.value() >= partitions)
       return error{errc::invalid_argument, "owned partition " + std::to_string(p.value()) + " does not exist"};
-  auto j = std::make_unique<transactional_journal>(cfg, std::move(topic), partitions, std::move(*reader));
+  // The high watermark, open transactions included (barrier): read_uncommitted.
+  auto uncommitted = detail::partition_reader::make(cfg, false);
+  if (!uncommitted)
+    return std::move(uncommitted).error();
+  (*uncommitted)->warm(topic);
+  auto j = std::make_unique<transactional_journal>(cfg, std::move(topic), partitions, std::move(*reader),
+                                                   std::move(*uncommitted));
   if (auto ok = j->start(*owned); !ok)
     return std::move(ok).error();
   return std::unique_ptr<journal>{std::move(j)};
