@@ -2,12 +2,14 @@
 # Runs the bank on a private real broker under seeded faults and checks that nothing
 # acknowledged is lost and nothing is written twice. Prints one JSON line on stdout.
 #
-# Usage: chaos.sh [--seed N] [--minutes M] [--mode idempotent|transactional]
+# Usage: chaos.sh [--seed N] [--minutes M] [--mode idempotent|transactional] [--nodes N]
 #                 [--clients N] [--accounts N] [--no-build] [--keep]
 #
 #   --seed N       seed of the operations and of the fault plan (default: from the clock)
 #   --minutes M    minutes of workload, fractions allowed: 0.5 (default 1)
 #   --mode         the node's journal mode (default idempotent)
+#   --nodes N      bank nodes (default 1); 2 or more run in cluster mode (transactional only)
+#                  and add node pauses past the session timeout to the faults
 #   --clients N    concurrent clients (default 8)     --accounts N   accounts (default 16)
 #   --no-build     use the binaries in the build directory as they are
 #   --keep         keep the run directory (logs, operation log); it is kept on failure anyway
@@ -16,7 +18,9 @@
 # operation whose outcome is unknown with the same reference. Meanwhile the faults of a plan
 # drawn from the seed strike: node SIGKILL and restart, broker SIGKILL and restart, broker
 # SIGSTOP for longer than the node's delivery timeout. Every run of two or more faults has
-# at least one node kill and one broker fault. At the end the node restarts cleanly (and
+# at least one node kill and one broker fault (with several nodes: one node kill and one node
+# pause, each of a random node; clients move to another node after an unknown outcome). At
+# the end the nodes restart cleanly (and
 # resumes pending transfers), answers every balance, stops, and the journal is read with a
 # plain librdkafka consumer and checked: each acknowledged operation is in it exactly once,
 # no rejected one is, an unknown one at most once; the answered balances equal the journal's
@@ -35,18 +39,20 @@ usage() { sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0
 seed=$(($(date +%s%N) / 1000 % 1000000000))
 minutes=1
 mode=idempotent
+nodes=1
 clients=8
 accounts=16
 build=1
 keep=0
 while (($#)); do
   case $1 in
-    --seed | --minutes | --mode | --clients | --accounts)
+    --seed | --minutes | --mode | --nodes | --clients | --accounts)
       (($# >= 2)) || { say "$1 needs a value"; exit 2; }
       case $1 in
         --seed) seed=$2 ;;
         --minutes) minutes=$2 ;;
         --mode) mode=$2 ;;
+        --nodes) nodes=$2 ;;
         --clients) clients=$2 ;;
         --accounts) accounts=$2 ;;
       esac
@@ -62,13 +68,16 @@ done
 [[ $minutes =~ ^[0-9]*\.?[0-9]+$ ]] && awk -v m="$minutes" 'BEGIN { exit !(m > 0 && m <= 1440) }' ||
   { say "--minutes must be a number above 0 (at most 1440)"; exit 2; }
 [[ $mode == idempotent || $mode == transactional ]] || { say "--mode must be idempotent or transactional"; exit 2; }
+[[ $nodes =~ ^[0-9]+$ ]] && ((nodes >= 1 && nodes <= 5)) || { say "--nodes must be 1 to 5"; exit 2; }
+((nodes == 1)) || [[ $mode == transactional ]] ||
+  { say "--nodes $nodes runs a cluster, which needs --mode transactional (idempotent producers cannot fence)"; exit 2; }
 [[ $clients =~ ^[0-9]+$ ]] && ((clients >= 1 && clients <= 256)) || { say "--clients must be 1 to 256"; exit 2; }
 [[ $accounts =~ ^[0-9]+$ ]] && ((accounts >= 2 && accounts <= 100000)) || { say "--accounts must be 2 to 100000"; exit 2; }
 minutes=$(awk -v m="$minutes" 'BEGIN { printf "%g", m }') # 0.5, not .5, in the JSON
 scale=${CAFES_TIMEOUT_SCALE:-1}
 [[ $scale =~ ^[0-9]*\.?[0-9]+$ ]] || { say "CAFES_TIMEOUT_SCALE must be a positive number"; exit 2; }
 scaled() { awk -v b="$1" -v s="$scale" 'BEGIN { t = int(b * s + 0.5); print (t < 1 ? 1 : t) }'; }
-say "seed $seed, $minutes minute(s), $mode mode"
+say "seed $seed, $minutes minute(s), $mode mode, $nodes node(s)"
 
 # ---------------------------------------------------------------------------------------------
 # binaries, run directory, cleanup
@@ -81,7 +90,7 @@ verifier=$build_dir/samples/bank/chaos/bank_chaos_verify
 
 run=$(mktemp -d "${TMPDIR:-/tmp}/cafes-chaos.XXXXXX")
 ns=chaos-$seed-$$
-node_pid=
+node_pids=()
 driver_pid=
 result=2
 printed=0
@@ -91,7 +100,7 @@ cleanup() {
   ((printed)) || printf '{"seed":%s,"mode":"%s","minutes":%s,"error":"chaos.sh failed with status %s","ok":false}\n' \
     "$seed" "$mode" "$minutes" "$rc"
   [[ -n $driver_pid ]] && kill -KILL "$driver_pid" 2>/dev/null
-  [[ -n $node_pid ]] && kill -KILL "$node_pid" 2>/dev/null
+  for pid in "${node_pids[@]}"; do [[ -n $pid ]] && kill -KILL "$pid" 2>/dev/null; done
   bash "$here/broker.sh" stop --dir "$run/broker" >/dev/null 2>&1 || true
   if ((keep || result != 0)); then say "logs kept in $run"; else rm -rf "$run"; fi
 }
@@ -101,7 +110,8 @@ trap 'exit 130' INT TERM
 # Ends a run that could not be set up, with its one JSON line.
 die() {
   say "error: $*"
-  printf '{"seed":%s,"mode":"%s","minutes":%s,"error":"%s","ok":false}\n' "$seed" "$mode" "$minutes" "${*//\"/\'}"
+  printf '{"seed":%s,"mode":"%s","minutes":%s,"nodes":%s,"error":"%s","ok":false}\n' "$seed" "$mode" "$minutes" \
+    "$nodes" "${*//\"/\'}"
   printed=1
   exit 2
 }
@@ -125,53 +135,68 @@ pick_port() {
     ss -Htan "sport = :$p" 2>/dev/null | grep -q . || { printf '%s\n' "$p"; return; }
   done
 }
-port=$(RANDOM=$$ pick_port)
+ports=()
+for ((i = 0; i < nodes; i++)); do
+  p=$(RANDOM=$(($$ + i * 7919)) pick_port)
+  for q in "${ports[@]}"; do [[ $q != "$p" ]] || p=$(RANDOM=$(($$ + i * 7919 + 1)) pick_port); done
+  ports+=("$p")
+  node_pids+=("")
+done
 delivery_ms=3000 # broker pauses last longer than this, so appends fail while it is stopped
+session_ms=6000  # cluster mode: a node paused longer than this loses its partitions
+cluster_args=()
 
-# Whether the node runs (a zombie does not; nor a process this shell has already reaped).
+# Whether node I runs (a zombie does not; nor a process this shell has already reaped). A
+# paused node runs.
 node_alive() {
-  local state
-  [[ -n $node_pid ]] && state=$(awk '{ print $3 }' "/proc/$node_pid/stat" 2>/dev/null) && [[ -n $state && $state != Z ]]
+  local pid=${node_pids[$1]} state
+  [[ -n $pid ]] && state=$(awk '{ print $3 }' "/proc/$pid/stat" 2>/dev/null) && [[ -n $state && $state != Z ]]
 }
 
-start_node() {
-  rm -f "$run/port"
-  "$bank" node --bootstrap "$bootstrap" --namespace "$ns" --mode "$mode" --port "$port" --port-file "$run/port" \
+start_node() { # I
+  local i=$1
+  rm -f "$run/port-$i"
+  ((nodes == 1)) || cluster_args=(--cluster --node-name "node-$i" --session-timeout-ms "$session_ms")
+  "$bank" node --bootstrap "$bootstrap" --namespace "$ns" --mode "$mode" --port "${ports[i]}" --port-file "$run/port-$i" \
     --partitions 4 --snapshot-every 50 --delivery-timeout-ms "$delivery_ms" --threads 2 --log-level warn \
-    >>"$run/node.log" 2>&1 &
-  node_pid=$!
+    "${cluster_args[@]}" >>"$run/node-$i.log" 2>&1 &
+  node_pids[i]=$!
   local deadline=$((SECONDS + $(scaled 120)))
-  until [[ -s $run/port ]]; do
-    node_alive || { wait "$node_pid" 2>/dev/null; node_pid=; return 1; }
+  until [[ -s $run/port-$i ]]; do
+    node_alive "$i" || { wait "${node_pids[i]}" 2>/dev/null; node_pids[i]=; return 1; }
     ((SECONDS < deadline)) || return 1
     sleep 0.1
   done
 }
 
-stop_node() { # SIG
-  kill "-$1" "$node_pid" 2>/dev/null || true
+stop_node() { # I SIG
+  local i=$1
+  kill "-$2" "${node_pids[i]}" 2>/dev/null || true
   local deadline=$((SECONDS + $(scaled 30))) rc=0
-  while node_alive && ((SECONDS < deadline)); do sleep 0.1; done
-  node_alive && { kill -KILL "$node_pid" 2>/dev/null; rc=1; }
-  wait "$node_pid" 2>/dev/null || true
-  node_pid=
+  while node_alive "$i" && ((SECONDS < deadline)); do sleep 0.1; done
+  node_alive "$i" && { kill -KILL "${node_pids[i]}" 2>/dev/null; rc=1; }
+  wait "${node_pids[i]}" 2>/dev/null || true
+  node_pids[i]=
   return "$rc"
 }
 
 violations=()
 violation() { say "violation: $*"; violations+=("$*"); }
 
-# The node died on its own: a finding. Restart it so the run goes on.
+# A node died on its own: a finding. Restart it so the run goes on.
 supervise() {
-  node_alive && return 0
-  local rc=0
-  wait "$node_pid" 2>/dev/null || rc=$?
-  violation "the node exited by itself (status $rc) at +$((SECONDS - t0)) s"
-  start_node || die "the node did not come back (see $run/node.log)"
+  local i rc
+  for ((i = 0; i < nodes; i++)); do
+    node_alive "$i" && continue
+    rc=0
+    wait "${node_pids[i]}" 2>/dev/null || rc=$?
+    violation "node $i exited by itself (status $rc) at +$((SECONDS - t0)) s"
+    start_node "$i" || die "node $i did not come back (see $run/node-$i.log)"
+  done
 }
 
-start_node || die "the node did not start (see $run/node.log)"
-say "broker at $bootstrap, node on 127.0.0.1:$port, namespace $ns, run directory $run"
+for ((i = 0; i < nodes; i++)); do start_node "$i" || die "node $i did not start (see $run/node-$i.log)"; done
+say "broker at $bootstrap, nodes on 127.0.0.1 ports ${ports[*]}, namespace $ns, run directory $run"
 
 # ---------------------------------------------------------------------------------------------
 # the fault plan, from the seed
@@ -182,26 +207,42 @@ faults=$(((work_ms + 7500) / 15000))
 ((faults >= 2)) || faults=2
 broker_faults=(broker_kill broker_stop)
 plan=()
-if ((RANDOM % 2)); then plan=(node_kill "${broker_faults[RANDOM % 2]}"); else plan=("${broker_faults[RANDOM % 2]}" node_kill); fi
-all=(node_kill broker_kill broker_stop)
-while ((${#plan[@]} < faults)); do plan+=("${all[RANDOM % 3]}"); done
+if ((nodes == 1)); then
+  if ((RANDOM % 2)); then plan=(node_kill "${broker_faults[RANDOM % 2]}"); else plan=("${broker_faults[RANDOM % 2]}" node_kill); fi
+  all=(node_kill broker_kill broker_stop)
+else
+  if ((RANDOM % 2)); then plan=(node_kill node_pause); else plan=(node_pause node_kill); fi
+  all=(node_kill node_pause broker_kill broker_stop)
+fi
+while ((${#plan[@]} < faults)); do plan+=("${all[RANDOM % ${#all[@]}]}"); done
+victim=() # the node a node fault strikes
 slot=$((work_ms / faults))
 at=()   # when each fault strikes, ms after the workload starts
 hold=() # how long a broker stays stopped, ms
 for ((i = 0; i < faults; i++)); do
   at+=($((i * slot + slot * (20 + RANDOM % 41) / 100)))
-  hold+=($((delivery_ms + 1000 + RANDOM % 3000)))
+  victim+=($((RANDOM % nodes)))
+  if [[ ${plan[i]} == node_pause ]]; then
+    hold+=($((session_ms + 2000 + RANDOM % 3000)))
+  else
+    hold+=($((delivery_ms + 1000 + RANDOM % 3000)))
+  fi
 done
 say "fault plan: $(for ((i = 0; i < faults; i++)); do printf '%s@%dms ' "${plan[i]}" "${at[i]}"; done)"
-declare -A injected=([node_kill]=0 [broker_kill]=0 [broker_stop]=0)
+declare -A injected=([node_kill]=0 [node_pause]=0 [broker_kill]=0 [broker_stop]=0)
 
 broker() { bash "$here/broker.sh" "$@" --dir "$run/broker" --node 1 >>"$run/broker.out" 2>&1; }
 
-inject() { # KIND HOLD_MS
+inject() { # KIND HOLD_MS NODE
   case $1 in
     node_kill)
-      stop_node KILL
-      start_node || die "the node did not restart after SIGKILL (see $run/node.log)"
+      stop_node "$3" KILL
+      start_node "$3" || die "node $3 did not restart after SIGKILL (see $run/node-$3.log)"
+      ;;
+    node_pause)
+      kill -STOP "${node_pids[$3]}" || die "could not pause node $3"
+      sleep "$(awk -v ms="$2" 'BEGIN { printf "%.3f", ms / 1000 }')" # the fault itself lasts this long
+      kill -CONT "${node_pids[$3]}" || die "could not resume node $3"
       ;;
     broker_kill)
       broker kill || die "could not kill the broker"
@@ -220,7 +261,9 @@ inject() { # KIND HOLD_MS
 # the run
 
 grace=$(scaled 120)
-"$driver" run --port "$port" --seed "$seed" --clients "$clients" --accounts "$accounts" \
+port_args=()
+for p in "${ports[@]}"; do port_args+=(--port "$p"); done
+"$driver" run "${port_args[@]}" --seed "$seed" --clients "$clients" --accounts "$accounts" \
   --seconds "$(awk -v ms="$work_ms" 'BEGIN { printf "%.3f", ms / 1000 }')" --grace "$grace" \
   --log "$run/ops.jsonl" >"$run/driver.out" 2>&1 &
 driver_pid=$!
@@ -237,8 +280,8 @@ for ((i = 0; i < faults; i++)); do
     supervise
     sleep 0.1
   done
-  say "+$((SECONDS - t0)) s: ${plan[i]}"
-  inject "${plan[i]}" "${hold[i]}"
+  say "+$((SECONDS - t0)) s: ${plan[i]}$([[ ${plan[i]} == node_* ]] && printf ' (node %s)' "${victim[i]}")"
+  inject "${plan[i]}" "${hold[i]}" "${victim[i]}"
 done
 say "+$((SECONDS - t0)) s: faults done; waiting for the clients"
 while kill -0 "$driver_pid" 2>/dev/null; do
@@ -250,18 +293,21 @@ wait "$driver_pid" || rc=$?
 driver_pid=
 ((rc == 0)) || violation "the driver failed with status $rc: $(tail -n 3 "$run/driver.out" | tr '\n"' " '")"
 
-say "clean restart of the node"
-stop_node TERM || violation "the node did not stop on SIGTERM"
-start_node || die "the node did not start cleanly after the run (see $run/node.log)"
-"$driver" balances --port "$port" --accounts "$accounts" --grace "$(scaled 60)" --out "$run/balances.json" \
-  >>"$run/driver.out" 2>&1 || violation "the node did not answer every balance after the clean restart"
-stop_node TERM || violation "the node did not stop on SIGTERM"
+say "clean restart of the nodes"
+for ((i = 0; i < nodes; i++)); do stop_node "$i" TERM || violation "node $i did not stop on SIGTERM"; done
+for ((i = 0; i < nodes; i++)); do
+  start_node "$i" || die "node $i did not start cleanly after the run (see $run/node-$i.log)"
+done
+"$driver" balances "${port_args[@]}" --accounts "$accounts" --grace "$(scaled 60)" --out "$run/balances.json" \
+  >>"$run/driver.out" 2>&1 || violation "the nodes did not answer every balance after the clean restart"
+for ((i = 0; i < nodes; i++)); do stop_node "$i" TERM || violation "node $i did not stop on SIGTERM"; done
 
 faults_json=$(printf '"%s":%s,' node_kill "${injected[node_kill]}" broker_kill "${injected[broker_kill]}" \
   broker_stop "${injected[broker_stop]}")
+((nodes == 1)) || faults_json+=$(printf '"node_pause":%s,' "${injected[node_pause]}")
 violations_json=$(for v in "${violations[@]+"${violations[@]}"}"; do printf '"%s",' "${v//\"/\'}"; done)
-printf '{"seed":%s,"mode":"%s","minutes":%s,"faults":{%s},"violations":[%s]}\n' "$seed" "$mode" "$minutes" \
-  "${faults_json%,}" "${violations_json%,}" >"$run/report.json"
+printf '{"seed":%s,"mode":"%s","minutes":%s,"nodes":%s,"faults":{%s},"violations":[%s]}\n' "$seed" "$mode" \
+  "$minutes" "$nodes" "${faults_json%,}" "${violations_json%,}" >"$run/report.json"
 result=0
 printed=1
 "$verifier" --bootstrap "$bootstrap" --namespace "$ns" --mode "$mode" --log "$run/ops.jsonl" \

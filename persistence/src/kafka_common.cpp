@@ -388,10 +388,18 @@ expected<read_position> partition_reader::read_messages(const std::string& topic
       break;
     }
     // One call takes many messages: per-message consume() costs a lock and a clock read each.
+    // It takes what is there without waiting: a batch call waits for a full batch (or its
+    // timeout), which would add that wait to every read that reaches the end. Only when
+    // nothing is there does a single consume wait, returning with the first message (or the
+    // end of the partition).
     std::array<rd_kafka_message_t*, 512> msgs{};
     const auto want = std::min(msgs.size(), max - got);
-    auto n = rd_kafka_consume_batch(topic_->c_ptr(), part_, static_cast<int>(std::min<long>(left.count(), 100)),
-                                    msgs.data(), want);
+    auto n = rd_kafka_consume_batch(topic_->c_ptr(), part_, 0, msgs.data(), want);
+    if (n == 0)
+      if (auto* one = rd_kafka_consume(topic_->c_ptr(), part_, static_cast<int>(std::min<long>(left.count(), 100)))) {
+        msgs[0] = one;
+        n = 1;
+      }
     if (n < 0)
       return from_kafka(static_cast<RdKafka::ErrorCode>(rd_kafka_last_error()), "read " + topic);
     std::optional<expected<read_position>> done;
@@ -497,6 +505,11 @@ expected<offset> partition_reader::high_watermark(const std::string& topic, part
       return from_kafka(err, "watermarks of " + topic + "/" + std::to_string(p.value()));
     std::this_thread::sleep_for(std::chrono::milliseconds(20)); // metadata refresh back-off
   }
+}
+
+void partition_reader::warm(const std::string& topic) {
+  int64_t lo = 0, hi = 0;
+  c_->query_watermark_offsets(topic, 0, &lo, &hi, static_cast<int>(std::min<long>(timeout_.count(), 1000)));
 }
 
 } // namespace cafes::detail

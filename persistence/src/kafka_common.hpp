@@ -134,6 +134,11 @@ class partition_reader {
   /// Returns the high watermark of topic/p.
   expected<offset> high_watermark(const std::string& topic, partition_id p);
 
+  /// Connects to the brokers and learns `topic`'s leaders now (a watermark query; errors are
+  /// ignored), so that the first read, often on the way to serving a partition just taken
+  /// over, does not pay for it: about 0.5 s on a fresh consumer.
+  void warm(const std::string& topic);
+
  private:
   partition_reader() = default;
   void stop_current();

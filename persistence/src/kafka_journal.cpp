@@ -149,8 +149,10 @@ class transactional_journal final : public kafka_journal_base, public partition_
 
  public:
   transactional_journal(const kafka_config& cfg, std::string topic, std::int32_t partitions,
-                        std::unique_ptr<detail::partition_reader> reader)
-    : kafka_journal_base(std::move(topic), partitions, cfg.limits, std::move(reader)), cfg_(cfg) {
+                        std::unique_ptr<detail::partition_reader> reader,
+                        std::unique_ptr<detail::partition_reader> uncommitted)
+    : kafka_journal_base(std::move(topic), partitions, cfg.limits, std::move(reader)), cfg_(cfg),
+      uncommitted_(std::move(uncommitted)) {
     // Every partition has its entry from the start (other threads look entries up); only
     // the owned ones have a producer.
     auto prefix = cfg_.transactional_id_prefix.empty() ? topic_ : cfg_.transactional_id_prefix;
@@ -220,6 +222,16 @@ class transactional_journal final : public kafka_journal_base, public partition_
     std::unique_ptr<RdKafka::Error> e{pt.producer->init_transactions(timeout_ms())};
     if (e)
       return from_kafka(*e, "init_transactions of " + pt.txid);
+    // A producer's first transaction waits about a second for the leaders of a topic it has
+    // not seen; asking for them now takes a round trip (a taken-over partition's epoch claim
+    // is the first transaction, on the way to serving).
+    for (auto& topic : written_topics()) {
+      std::string terr;
+      std::unique_ptr<RdKafka::Topic> t{RdKafka::Topic::create(pt.producer.get(), topic, nullptr, terr)};
+      RdKafka::Metadata* md = nullptr;
+      if (t && pt.producer->metadata(false, t.get(), &md, timeout_ms()) == RdKafka::ERR_NO_ERROR)
+        delete md;
+    }
     pt.dead.reset();
     pt.fenced = false;
     pt.commit_pending = false;
@@ -252,13 +264,31 @@ class transactional_journal final : public kafka_journal_base, public partition_
   // The end offset, once no transaction of p is in doubt: a commit whose outcome was unknown
   // is finished (or its producer replaced) on the worker thread first, so a catch-up up to
   // here sees every event of it that will ever be visible.
+  //
+  // A commit returns once the coordinator decided; the markers that make the transaction's
+  // records visible (or skipped) reach the partition a moment later, and read_committed
+  // readers see nothing past them before. So the barrier is taken as the partition's high
+  // watermark right after the settle (no transaction of this owner is open then), and this
+  // waits until the last stable offset reached it: a catch-up up to the barrier then sees
+  // every committed record.
   expected<offset> barrier(partition_id p) override {
     auto i = parts_.find(p.value());
     if (i == parts_.end() || !i->second.owned.load())
       return end_offset(p);
-    if (auto ok = on_worker(job::settle, p); !ok)
+    auto hw = std::make_shared<std::int64_t>(-1);
+    if (auto ok = on_worker(job::barrier, p, hw); !ok)
       return std::move(ok).error();
-    return end_offset(p);
+    const auto deadline = std::chrono::steady_clock::now() + cfg_.request_timeout;
+    for (;;) {
+      auto stable = end_offset(p);
+      if (!stable || stable->value() >= *hw)
+        return stable;
+      if (std::chrono::steady_clock::now() > deadline)
+        return error{errc::timeout, "the transaction markers of partition " + std::to_string(p.value()) + " of " +
+                                        topic_ + " did not arrive within " +
+                                        std::to_string(cfg_.request_timeout.count()) + " ms"};
+      std::this_thread::sleep_for(std::chrono::milliseconds{5}); // the markers' arrival
+    }
   }
 
   void append(std::vector<event_envelope> batch, append_callback cb) override {
@@ -275,6 +305,11 @@ class transactional_journal final : public kafka_journal_base, public partition_
                                                                   std::to_string(p.value()) + " has another partition"},
                                 event_outcome::not_written});
     enqueue(std::move(recs), std::move(cb));
+  }
+
+  void also_writes(const std::string& topic) override {
+    std::lock_guard guard{mtx_};
+    also_written_.push_back(topic);
   }
 
   bool fenced(partition_id p) const noexcept override {
@@ -312,7 +347,7 @@ class transactional_journal final : public kafka_journal_base, public partition_
       std::lock_guard guard{mtx_};
       if (stop_)
         return cb(append_result{error{errc::closed, "journal closed"}, event_outcome::not_written});
-      jobs_.push_back({job::write, -1, std::move(recs), std::move(cb), {}});
+      jobs_.push_back({job::write, -1, std::move(recs), std::move(cb), {}, {}});
     }
     cv_.notify_one();
   }
@@ -321,21 +356,29 @@ class transactional_journal final : public kafka_journal_base, public partition_
     return error{errc::fenced, "partition " + std::to_string(p) + " of " + topic_ + " was fenced by a newer owner"};
   }
 
+  std::vector<std::string> written_topics() {
+    std::lock_guard guard{mtx_};
+    auto out = also_written_;
+    out.push_back(topic_);
+    return out;
+  }
+
   bool stopping() {
     std::lock_guard guard{mtx_};
     return stop_;
   }
 
   struct job {
-    enum kind_t { write, settle, open, close } kind = write;
+    enum kind_t { write, settle, barrier, open, close } kind = write;
     std::int32_t p = -1;                   // settle, open, close: the partition
     std::vector<record> recs;              // write
     append_callback cb;                    // write
-    std::function<void(expected<void>)> done; // settle, open, close
+    std::function<void(expected<void>)> done; // settle, barrier, open, close
+    std::shared_ptr<std::int64_t> hw;         // barrier: the high watermark once settled
   };
 
   // Runs a partition job on the worker thread, which alone touches the producers, and waits.
-  expected<void> on_worker(job::kind_t kind, partition_id p) {
+  expected<void> on_worker(job::kind_t kind, partition_id p, std::shared_ptr<std::int64_t> hw = {}) {
     if (p.value() < 0 || p.value() >= partitions_)
       return error{errc::invalid_argument, "partition " + std::to_string(p.value()) + " of " + topic_ +
                                                " does not exist"};
@@ -345,10 +388,22 @@ class transactional_journal final : public kafka_journal_base, public partition_
       std::lock_guard guard{mtx_};
       if (stop_)
         return error{errc::closed, "journal closed"};
-      jobs_.push_back({kind, p.value(), {}, {}, [done](expected<void> r) { done->set_value(std::move(r)); }});
+      jobs_.push_back({kind, p.value(), {}, {}, [done](expected<void> r) { done->set_value(std::move(r)); }, hw});
     }
     cv_.notify_one();
     return f.get();
+  }
+
+  // Settles p, then reads its high watermark, read_uncommitted (every record of this
+  // owner's finished transactions is below it), before any later transaction opens.
+  expected<void> high_watermark_settled(std::int32_t p, std::int64_t& hw) {
+    if (auto ok = settle_partition(p); !ok)
+      return ok;
+    auto h = uncommitted_->high_watermark(topic_, partition_id{p});
+    if (!h)
+      return std::move(h).error();
+    hw = h->value();
+    return {};
   }
 
   // Opens the partition's producer unless it is open and sound.
@@ -402,21 +457,80 @@ class transactional_journal final : public kafka_journal_base, public partition_
 
   void run() {
     for (;;) {
+      std::vector<job> writes;
       job j;
       {
         std::unique_lock lock{mtx_};
         cv_.wait(lock, [this] { return stop_ || !jobs_.empty(); });
         if (stop_)
           return;
-        j = std::move(jobs_.front());
-        jobs_.pop_front();
+        // Writes queued behind each other share one transaction per partition (a group
+        // commit: a commit costs a round trip to the coordinator, whatever it holds), within
+        // a bound on records and bytes.
+        std::size_t records = 0, bytes = 0;
+        while (!jobs_.empty() && jobs_.front().kind == job::write &&
+               (writes.empty() || (records + jobs_.front().recs.size() <= max_group_records &&
+                                   bytes + size_of(jobs_.front().recs) <= max_group_bytes))) {
+          records += jobs_.front().recs.size();
+          bytes += size_of(jobs_.front().recs);
+          writes.push_back(std::move(jobs_.front()));
+          jobs_.pop_front();
+        }
+        if (writes.empty()) {
+          j = std::move(jobs_.front());
+          jobs_.pop_front();
+        }
+      }
+      if (!writes.empty()) {
+        commit_group(writes);
+        continue;
       }
       switch (j.kind) {
-        case job::write: j.cb(commit(j.recs)); break;
+        case job::write: break; // taken above
         case job::settle: j.done(settle_partition(j.p)); break;
+        case job::barrier: j.done(high_watermark_settled(j.p, *j.hw)); break;
         case job::open: j.done(reopen(parts_.at(j.p))); break;
         case job::close: j.done(close_partition(j.p)); break;
       }
+    }
+  }
+
+  static constexpr std::size_t max_group_records = 8192;
+  static constexpr std::size_t max_group_bytes = 8 << 20;
+
+  static std::size_t size_of(const std::vector<record>& recs) {
+    std::size_t n = 0;
+    for (auto& r : recs)
+      n += r.key.size() + (r.value ? r.value->size() : 0);
+    return n;
+  }
+
+  // Commits the writes together and gives each its own share of the result: its records'
+  // positions and outcomes, and the error only if one of its records is not durable.
+  void commit_group(std::vector<job>& writes) {
+    if (writes.size() == 1) {
+      writes.front().cb(commit(writes.front().recs));
+      return;
+    }
+    std::vector<record> all;
+    for (auto& w : writes)
+      all.insert(all.end(), std::make_move_iterator(w.recs.begin()), std::make_move_iterator(w.recs.end()));
+    auto res = commit(all);
+    std::size_t at = 0;
+    for (auto& w : writes) {
+      append_result mine;
+      const auto n = w.recs.size();
+      mine.positions.assign(res.positions.begin() + static_cast<std::ptrdiff_t>(at),
+                            res.positions.begin() + static_cast<std::ptrdiff_t>(at + n));
+      mine.outcomes.assign(res.outcomes.begin() + static_cast<std::ptrdiff_t>(at),
+                           res.outcomes.begin() + static_cast<std::ptrdiff_t>(at + n));
+      for (auto o : mine.outcomes)
+        if (o != event_outcome::durable) {
+          mine.err = res.err;
+          break;
+        }
+      at += n;
+      w.cb(std::move(mine));
     }
   }
 
@@ -550,6 +664,8 @@ class transactional_journal final : public kafka_journal_base, public partition_
   std::mutex mtx_;
   std::condition_variable cv_;
   std::deque<job> jobs_;
+  std::vector<std::string> also_written_; // guarded by mtx_
+  std::unique_ptr<detail::partition_reader> uncommitted_; // the worker thread's alone
   bool stop_ = false;
   std::thread worker_;
 };
@@ -570,6 +686,7 @@ expected<std::unique_ptr<journal>> make_kafka_journal(const kafka_config& given,
   auto reader = detail::partition_reader::make(cfg, tx);
   if (!reader)
     return std::move(reader).error();
+  (*reader)->warm(topic);
   if (!tx) {
     auto producer = detail::async_producer::make(cfg);
     if (!producer)
@@ -585,7 +702,13 @@ expected<std::unique_ptr<journal>> make_kafka_journal(const kafka_config& given,
   for (auto p : *owned)
     if (p.value() < 0 || p.value() >= partitions)
       return error{errc::invalid_argument, "owned partition " + std::to_string(p.value()) + " does not exist"};
-  auto j = std::make_unique<transactional_journal>(cfg, std::move(topic), partitions, std::move(*reader));
+  // The high watermark, open transactions included (barrier): read_uncommitted.
+  auto uncommitted = detail::partition_reader::make(cfg, false);
+  if (!uncommitted)
+    return std::move(uncommitted).error();
+  (*uncommitted)->warm(topic);
+  auto j = std::make_unique<transactional_journal>(cfg, std::move(topic), partitions, std::move(*reader),
+                                                   std::move(*uncommitted));
   if (auto ok = j->start(*owned); !ok)
     return std::move(ok).error();
   return std::unique_ptr<journal>{std::move(j)};

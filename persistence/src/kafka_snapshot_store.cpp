@@ -151,6 +151,8 @@ expected<std::unique_ptr<snapshot_store>> make_kafka_snapshot_store(const kafka_
     return std::move(limits).error();
   snapshot_sink sink;
   sink.writer = std::move(writer);
+  if (sink.writer)
+    sink.writer->also_writes(topic);
   if (!sink.writer) {
     auto producer = detail::async_producer::make(cfg);
     if (!producer)
@@ -160,6 +162,7 @@ expected<std::unique_ptr<snapshot_store>> make_kafka_snapshot_store(const kafka_
   auto reader = detail::partition_reader::make(cfg, cfg.mode == journal_mode::transactional);
   if (!reader)
     return std::move(reader).error();
+  (*reader)->warm(topic);
   return std::unique_ptr<snapshot_store>{std::make_unique<kafka_snapshot_store>(
     std::move(topic), partitions, *limits, std::move(sink), std::move(*reader))};
 }

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <future>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include <CLI/CLI.hpp>
@@ -92,6 +93,11 @@ struct node::impl {
   std::unique_ptr<group_member> group;
   std::mutex topics_mtx;
   std::map<std::string, std::string> topic_types;
+  // Partitions the group gave this node for a topic whose type is not hosted yet (a static
+  // member that restarts gets its old assignment at once, before its host() calls are done):
+  // taken over when the type is hosted. follow_mtx serializes that with the group's changes.
+  std::mutex follow_mtx;
+  std::map<std::string, std::set<std::int32_t>> pending;
   std::mutex listener_mtx;
   std::function<void(std::string_view, std::int32_t, bool)> listener;
   std::unique_ptr<detail::routing> routing; // routing between nodes, if on
@@ -417,10 +423,20 @@ expected<void> node::share(const std::string& topic, const std::string& type) {
   auto& d = *impl_;
   std::vector<std::string> topics;
   {
-    std::lock_guard guard{d.topics_mtx};
-    d.topic_types[topic] = type;
-    for (auto& [t, name] : d.topic_types)
-      topics.push_back(t);
+    std::lock_guard follow{d.follow_mtx};
+    {
+      std::lock_guard guard{d.topics_mtx};
+      d.topic_types[topic] = type;
+      for (auto& [t, name] : d.topic_types)
+        topics.push_back(t);
+    }
+    if (auto i = d.pending.find(topic); i != d.pending.end()) {
+      auto parts = std::move(i->second);
+      d.pending.erase(i);
+      for (auto p : parts)
+        if (auto ok = change_ownership(type, p, true); !ok)
+          runtime_log().warn("taking over partition {} of '{}' failed: {}", p, type, ok.error().to_string());
+    }
   }
   if (!d.group) {
     group_settings gs;
@@ -441,14 +457,24 @@ expected<void> node::share(const std::string& topic, const std::string& type) {
 void node::follow_group(const std::vector<topic_partition>& parts, bool take) {
   // Partitions are taken over (or released) side by side; the group waits for all of them,
   // so that a released partition moves on only once its checkpoint is stored.
+  std::lock_guard follow{impl_->follow_mtx};
   std::vector<std::future<void>> jobs;
   for (auto& tp : parts) {
     std::string type;
     {
       std::lock_guard guard{impl_->topics_mtx};
       auto i = impl_->topic_types.find(tp.topic);
-      if (i == impl_->topic_types.end())
+      if (i == impl_->topic_types.end()) {
+        auto& waiting = impl_->pending[tp.topic];
+        if (take) {
+          waiting.insert(tp.partition.value());
+          runtime_log().info("partition {} of {} waits until its aggregate type is hosted", tp.partition.value(),
+                             tp.topic);
+        } else {
+          waiting.erase(tp.partition.value());
+        }
         continue;
+      }
       type = i->second;
     }
     jobs.push_back(std::async(std::launch::async, [this, type, p = tp.partition.value(), take] {

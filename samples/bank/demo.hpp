@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 #include "cafes/runtime/node.hpp"
 
@@ -19,5 +20,9 @@ struct demo_options {
 
 /// Runs the demo on `node` (which hosts nothing yet). Returns 0 if the invariants hold.
 int run_demo(cafes::node& node, const demo_options& o);
+
+/// Runs the same workload over HTTP across running bank nodes ("host:port,host:port,..."),
+/// command j on node j mod N, then verifies the invariants. Returns 0 if they hold.
+int run_cluster_demo(const std::string& nodes, const demo_options& o);
 
 } // namespace bank

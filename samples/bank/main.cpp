@@ -38,6 +38,10 @@ int main(int argc, char** argv) {
   demo_cmd->add_option("--snapshot-every", demo.snapshot_every, "snapshot an aggregate every N events");
   demo_cmd->add_option("--seed", demo.seed, "seed of the workload");
   demo_cmd->add_flag("--json", demo.json, "end with one JSON line of the results");
+  std::string demo_nodes;
+  demo_cmd->add_option("--nodes", demo_nodes,
+                       "run the workload over HTTP across these running bank nodes (host:port,...) instead of "
+                       "a node of its own");
 
   bank::server_options server;
   auto* node_cmd = app.add_subcommand("node", "run a bank node that serves HTTP on loopback");
@@ -80,6 +84,8 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   if (demo_cmd->parsed()) {
+    if (!demo_nodes.empty())
+      return bank::run_cluster_demo(demo_nodes, demo);
     auto node = cafes::node::start(node_cfg);
     if (!node) {
       std::fprintf(stderr, "bank: %s\n", node.error().to_string().c_str());

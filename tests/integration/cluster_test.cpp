@@ -1,5 +1,8 @@
 // Bank nodes in cluster mode on the real broker: the namespace's consumer group shares the
 // partitions among them, one owner each, and a node that joins takes only what moves.
+#include <algorithm>
+#include <csignal>
+
 #include <catch2/catch.hpp>
 
 #include "bank_cluster.hpp"
@@ -103,6 +106,39 @@ TEST_CASE("cluster: a node that joins under load takes only the partitions that 
   }
   CHECK(moved == 4);
   CHECK(stayed == 8);
+  check_census(c, load);
+}
+
+TEST_CASE("cluster: a rolling restart of every node under load loses nothing, and each deposit gets through "
+          "within its retries",
+          "[cluster][broker]") {
+  bank_cluster c{"rolling", 6, std::chrono::seconds{6}, 3};
+  std::vector<int> live{0, 1, 2};
+  REQUIRE(eventually_every([&] { return c.settled(live); }, std::chrono::seconds{60}, poll_every));
+  auto ids = open_accounts(c, live, 12);
+  deposit_load load{c, ids, 3};
+  load.set_live(live);
+  REQUIRE(eventually_every([&] { return load.acked_count() >= 100; }, std::chrono::seconds{60}, poll_every));
+  // Each node in turn stops gracefully (it releases its partitions) and starts again under
+  // its name, in a fresh slot; as a static member it gets its partitions back.
+  for (int i = 0; i < 3; ++i) {
+    const int fresh = 3 + i;
+    live.erase(std::find(live.begin(), live.end(), i));
+    load.set_live(live);
+    c.nodes[static_cast<std::size_t>(i)]->proc().kill(SIGTERM);
+    c.start(fresh, "node-" + std::to_string(i));
+    live.push_back(fresh);
+    load.set_live(live);
+    REQUIRE(eventually_every([&] { return c.settled(live); }, std::chrono::seconds{60}, poll_every));
+    const auto now = load.acked_count();
+    REQUIRE(eventually_every([&] { return load.acked_count() >= now + 50; }, std::chrono::seconds{60}, poll_every));
+  }
+  load.stop();
+  CHECK(load.rejected() == 0);
+  // A deposit waits at most for one node's restart (a few seconds), never for a session
+  // timeout of a partition nobody serves.
+  INFO("slowest deposit: " << load.slowest().count() << " ms");
+  CHECK(load.slowest() < scaled(std::chrono::seconds{30}));
   check_census(c, load);
 }
 

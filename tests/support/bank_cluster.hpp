@@ -104,9 +104,11 @@ struct bank_cluster {
       start(i);
   }
 
-  void start(int i) {
-    nodes.at(static_cast<std::size_t>(i)) =
-      std::make_unique<bank_process>(ns, "node-" + std::to_string(i), partitions, session_timeout, log);
+  /// Starts a node in slot i, named node-i unless `name` is given (a restarted node takes a
+  /// fresh slot under its old name, so that no slot a load may read is ever replaced).
+  void start(int i, std::string name = {}) {
+    nodes.at(static_cast<std::size_t>(i)) = std::make_unique<bank_process>(
+      ns, name.empty() ? "node-" + std::to_string(i) : name, partitions, session_timeout, log);
   }
 
   /// Owners of each partition of `type` among the nodes in `among`: partition -> (node, epoch).
@@ -173,6 +175,11 @@ class deposit_load {
   }
 
   std::uint64_t acked_count() const { return acked_count_.load(); }
+  /// The longest time one deposit took from its first attempt to its acknowledgement.
+  std::chrono::milliseconds slowest() const {
+    std::lock_guard g{mtx_};
+    return slowest_;
+  }
   std::uint64_t rejected() const { return rejected_.load(); }
   std::map<std::string, std::int64_t> acked() const {
     std::lock_guard g{mtx_};
@@ -205,6 +212,7 @@ class deposit_load {
       const auto& id = accounts_[(n + static_cast<std::uint64_t>(t)) % accounts_.size()];
       const auto ref = "t" + std::to_string(t) + "-" + std::to_string(n++);
       const auto p = partition_for(id, c_.partitions).value();
+      const auto first_try = std::chrono::steady_clock::now();
       for (bool fresh = false; !stop_; fresh = false) {
         auto o = owner.find(p);
         if (o == owner.end()) {
@@ -227,6 +235,8 @@ class deposit_load {
                             httplib::detail::params_to_query_str({{"id", id}, {"amount", "1"}, {"ref", ref}}));
         if (res && res->status == 200) {
           std::lock_guard g{mtx_};
+          slowest_ = std::max(slowest_, std::chrono::duration_cast<std::chrono::milliseconds>(
+                                          std::chrono::steady_clock::now() - first_try));
           acked_[id] += 1;
           refs_.insert(ref);
           ++acked_count_;
@@ -253,6 +263,7 @@ class deposit_load {
   std::vector<int> live_;
   std::map<std::string, std::int64_t> acked_;
   std::set<std::string> refs_;
+  std::chrono::milliseconds slowest_{0};
   std::atomic<std::uint64_t> acked_count_{0};
   std::atomic<std::uint64_t> rejected_{0};
   std::atomic<bool> stop_{false};

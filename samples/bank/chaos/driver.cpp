@@ -24,7 +24,7 @@ using nlohmann::json;
 
 struct options {
   std::string host = "127.0.0.1";
-  int port = 0;
+  std::vector<int> ports; // one per node; a client moves to the next after an unknown outcome
   std::uint64_t seed = 1;
   int clients = 8;
   int accounts = 16;
@@ -50,21 +50,38 @@ answer call(httplib::Client& cli, const std::string& path, const httplib::Params
   return {res->status, json::parse(res->body, nullptr, false)};
 }
 
-std::unique_ptr<httplib::Client> client_for(const options& o) {
-  auto c = std::make_unique<httplib::Client>(o.host, o.port);
-  c->set_connection_timeout(std::chrono::seconds{1});
-  // Longer than a transfer's few commands at the node's command timeout each.
-  c->set_read_timeout(std::chrono::seconds{60});
-  return c;
-}
+/// A client's connections to the nodes. It sends to one node and moves to the next after an
+/// unknown outcome (that node may be dead, paused, or have lost the partition).
+class nodes_client {
+ public:
+  nodes_client(const options& o, std::size_t first) : at_(first % o.ports.size()) {
+    for (int port : o.ports) {
+      auto c = std::make_unique<httplib::Client>(o.host, port);
+      c->set_connection_timeout(std::chrono::seconds{1});
+      // Longer than a transfer's few commands at the node's command timeout each.
+      c->set_read_timeout(std::chrono::seconds{60});
+      clients_.push_back(std::move(c));
+    }
+  }
+  answer call(const std::string& path, const httplib::Params& p, bool post) {
+    auto a = ::call(*clients_[at_], path, p, post);
+    if (!a.definite())
+      at_ = (at_ + 1) % clients_.size();
+    return a;
+  }
+
+ private:
+  std::vector<std::unique_ptr<httplib::Client>> clients_;
+  std::size_t at_;
+};
 
 /// Sends one operation until its outcome is definite or `deadline` passes; returns the last
 /// answer and how many attempts had an unknown outcome.
-std::pair<answer, int> until_definite(httplib::Client& cli, const std::string& path, const httplib::Params& p,
+std::pair<answer, int> until_definite(nodes_client& cli, const std::string& path, const httplib::Params& p,
                                       bool post, clock_type::time_point deadline) {
   int unknown = 0;
   for (;;) {
-    auto a = call(cli, path, p, post);
+    auto a = cli.call(path, p, post);
     if (a.definite() || clock_type::now() >= deadline)
       return {a, unknown + (a.definite() ? 0 : 1)};
     ++unknown;
@@ -91,9 +108,9 @@ std::string account(int i) { return "acc-" + std::to_string(i); }
 
 /// Opens every account (overdraft 100, so some withdrawals are refused). Idempotent.
 bool open_accounts(const options& o, op_log& log, clock_type::time_point deadline) {
-  auto cli = client_for(o);
+  nodes_client cli{o, 0};
   for (int i = 0; i < o.accounts; ++i) {
-    auto [a, unknown] = until_definite(*cli, "/accounts/open", {{"id", account(i)}, {"owner", "chaos"}, {"overdraft", "100"}},
+    auto [a, unknown] = until_definite(cli, "/accounts/open", {{"id", account(i)}, {"owner", "chaos"}, {"overdraft", "100"}},
                                        true, deadline);
     // A retried open whose first attempt went through is refused as already_open: opened.
     bool opened = a.status == 200 || (a.status == 422 && a.body.value("code", "") == "already_open");
@@ -111,7 +128,7 @@ bool open_accounts(const options& o, op_log& log, clock_type::time_point deadlin
 void run_client(const options& o, int c, op_log& log, clock_type::time_point end, clock_type::time_point deadline,
                 std::atomic<std::uint64_t>& sent) {
   std::mt19937_64 rng{o.seed * 1'000'003u + static_cast<std::uint64_t>(c)};
-  auto cli = client_for(o);
+  nodes_client cli{o, static_cast<std::size_t>(c)};
   auto pick = [&] { return static_cast<int>(rng() % static_cast<std::uint64_t>(o.accounts)); };
   for (int n = 0; clock_type::now() < end; ++n) {
     const auto kind = rng() % 100;
@@ -139,7 +156,7 @@ void run_client(const options& o, int c, op_log& log, clock_type::time_point end
       entry = {{"op", "transfer"}, {"ref", id}, {"from", account(from)}, {"to", to_id}, {"amount", amount}};
     }
     ++sent;
-    auto [a, unknown] = until_definite(*cli, path, p, true, deadline);
+    auto [a, unknown] = until_definite(cli, path, p, true, deadline);
     entry["unknown_attempts"] = unknown;
     if (!a.definite()) {
       entry["outcome"] = "unknown";
@@ -185,11 +202,11 @@ int run(const options& o) {
 
 /// Reads every account's balance (retrying until the node answers) into a JSON object.
 int balances(const options& o) {
-  auto cli = client_for(o);
+  nodes_client cli{o, 0};
   const auto deadline = clock_type::now() + std::chrono::milliseconds{static_cast<long>(o.grace * 1000)};
   json out = json::object();
   for (int i = 0; i < o.accounts; ++i) {
-    auto [a, unknown] = until_definite(*cli, "/accounts/balance", {{"id", account(i)}}, false, deadline);
+    auto [a, unknown] = until_definite(cli, "/accounts/balance", {{"id", account(i)}}, false, deadline);
     if (a.status != 200) {
       std::fprintf(stderr, "chaos driver: no balance for %s (HTTP %d %s)\n", account(i).c_str(), a.status,
                    a.body.dump().c_str());
@@ -208,7 +225,9 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   options o;
   auto common = [&](CLI::App* c) {
-    c->add_option("--port", o.port, "the node's HTTP port on 127.0.0.1")->required()->check(CLI::Range(1, 65535));
+    c->add_option("--port", o.ports, "HTTP port on 127.0.0.1 of each node (repeat for several nodes)")
+      ->required()
+      ->check(CLI::Range(1, 65535));
     c->add_option("--accounts", o.accounts, "accounts acc-0 .. acc-(N-1)")->check(CLI::Range(2, 100'000));
     c->add_option("--grace", o.grace, "seconds to keep retrying unknown outcomes")->check(CLI::Range(0.0, 86'400.0));
   };

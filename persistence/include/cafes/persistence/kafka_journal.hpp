@@ -30,6 +30,9 @@ class partition_writer {
   /// Writes `recs` (each with its partition set to `p`) in one transaction of partition p's
   /// producer; fenced once the partition is, invalid_argument if it is not owned here.
   virtual void write(partition_id p, std::vector<record> recs, append_callback cb) = 0;
+  /// Announces another topic written through this writer (the snapshots'): each producer
+  /// learns its leaders when it opens, so that its first transaction does not wait for them.
+  virtual void also_writes(const std::string& topic) = 0;
 };
 
 /// Returns the partition_writer of a transactional Kafka journal, or null for any other.

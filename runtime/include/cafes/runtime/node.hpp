@@ -210,7 +210,8 @@ class node {
   /// Returns the counters of aggregate type `name`, or nullptr.
   std::shared_ptr<const host_stats> stats(std::string_view name) const;
 
-  /// Returns whether the node runs on the embedded mock cluster or memory (nothing durable).
+  /// Returns whether the node's journal is durable: false on the embedded mock cluster and on
+  /// memory storage, where nothing survives the process.
   bool durable() const noexcept;
 
   /// Returns false while a journal of the node cannot write (its producer failed fatally and
