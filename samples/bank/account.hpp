@@ -45,6 +45,10 @@ inline constexpr std::int64_t max_amount = 1'000'000'000'000;
 /// The largest balance a deposit or a transfer's credit may reach. A refund may go beyond it
 /// (it gives back money the account had), but never beyond what an int64 holds.
 inline constexpr std::int64_t max_balance = 1'000'000'000'000'000'000;
+/// How many settled transfers an account remembers, to drop a leg of one that comes late: in
+/// a cluster, two nodes may drive one transfer (a client retried at another node), and the
+/// slower driver may send a leg after the faster one settled the transfer.
+inline constexpr std::size_t remembered_settled = 1024;
 /// How many recent command references of deposits and withdrawals an account remembers to
 /// drop duplicates. Transfer legs are not in this window (see pending_leg).
 inline constexpr std::size_t remembered_refs = 512;
@@ -164,7 +168,8 @@ struct account {
     std::int64_t overdraft_limit = 0;
     std::vector<std::string> refs; // the most recent operation references, oldest first
     std::vector<pending_leg> legs; // legs of unsettled transfers, never evicted
-    MSGPACK_DEFINE_MAP(open, owner, balance, overdraft_limit, refs, legs);
+    std::vector<std::string> settled; // the most recently settled transfers, oldest first
+    MSGPACK_DEFINE_MAP(open, owner, balance, overdraft_limit, refs, legs, settled);
 
     bool seen(const std::string& ref) const {
       return !ref.empty() && std::find(refs.begin(), refs.end(), ref) != refs.end();
@@ -232,6 +237,9 @@ struct account {
       return cafes::reject(bank_errc::invalid_transfer, "a leg names its transfer");
     if (s.has_leg(c.transfer, c.leg))
       return cafes::reply(s.balance);
+    // A settled transfer applied every leg it needed: a leg of it now is a late repeat.
+    if (std::find(s.settled.begin(), s.settled.end(), c.transfer) != s.settled.end())
+      return cafes::reply(s.balance);
     std::int64_t next = 0;
     switch (c.leg) {
       case leg_kind::debit:
@@ -286,6 +294,9 @@ struct account {
   }
   static void apply(state& s, const legs_settled& e) {
     std::erase_if(s.legs, [&](const pending_leg& l) { return l.transfer == e.transfer; });
+    s.settled.push_back(e.transfer);
+    if (s.settled.size() > remembered_settled)
+      s.settled.erase(s.settled.begin());
   }
 };
 
