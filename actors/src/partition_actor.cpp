@@ -47,8 +47,7 @@ struct partition_state {
   bool ready = false;
   std::optional<cafes::error> failure;
   std::deque<std::pair<command_msg, caf::response_promise>> stash;
-  // Queries that came while the partition recovered: answered once it is ready, so that no
-  // aggregate is missing from the answer.
+  // Queries that came while recovering, answered once ready (no aggregate missing from them).
   std::vector<std::pair<std::shared_ptr<const std::function<bool(const std::any&)>>, caf::response_promise>>
     waiting_queries;
   std::unordered_map<std::string, live_entry> live;

@@ -15,35 +15,10 @@ constexpr auto poll_every = std::chrono::milliseconds{50};
 constexpr std::int32_t partitions = 6;
 constexpr auto session = std::chrono::seconds{5};
 
-std::vector<std::string> open_accounts(const bank_cluster& c, const std::vector<int>& among, int count) {
-  std::vector<std::string> ids;
-  for (int a = 0; a < count; ++a) {
-    auto id = "acc-" + std::to_string(a);
-    const int to = c.owner_of("account", id, among);
-    REQUIRE(to >= 0);
-    REQUIRE(c.nodes[static_cast<std::size_t>(to)]->post("/accounts/open", {{"id", id}, {"owner", "o"}}).first == 200);
-    ids.push_back(id);
-  }
-  return ids;
-}
-
 /// Every acknowledged deposit is in the committed journal exactly once, nothing is there
 /// twice, each partition's epochs never go back, and every balance equals the journal's fold.
 void check_outcome(const bank_cluster& c, const deposit_load& load, const std::vector<int>& live) {
-  auto census = account_census::read(c.ns, c.partitions);
-  const auto refs = load.acked_refs();
-  std::size_t found = 0;
-  for (auto& [id, by_ref] : census.deposits)
-    for (auto& [ref, count] : by_ref) {
-      INFO(id << " " << ref);
-      CHECK(count == 1);
-      found += refs.count(ref);
-    }
-  CHECK(found == refs.size());
-  for (auto& [p, ok] : census.epochs_monotonic) {
-    INFO("partition " << p);
-    CHECK(ok);
-  }
+  auto census = check_census(c, load);
   const auto acked = load.acked();
   for (auto& [id, by_ref] : census.deposits) {
     const int to = c.owner_of("account", id, live);
