@@ -241,6 +241,22 @@ void recovery(const options& o) {
   recover("90% covered", 1'000'000'000);
 }
 
+/// Sends command `c` to agg-0 .. agg-(count-1), 1024 at a time, and waits for every reply.
+template <class C>
+void command_all(cafes::node& n, int count, const C& c) {
+  std::vector<std::future<cafes::expected<std::uint64_t>>> window;
+  for (int i = 0; i < count; ++i) {
+    window.push_back(n.ask_async<counter>("agg-" + std::to_string(i), c));
+    if (window.size() == 1024) {
+      for (auto& f : window)
+        f.get().value();
+      window.clear();
+    }
+  }
+  for (auto& f : window)
+    f.get().value();
+}
+
 // 3. Memory: resident aggregates, RSS per aggregate beyond its 8-byte state.
 std::size_t rss_bytes() {
   std::ifstream f{"/proc/self/statm"};
@@ -260,17 +276,7 @@ void memory(const options& o) {
     n->host<counter>(h).value();
     n->wait_ready(std::chrono::seconds{60}).value();
     const auto before = rss_bytes();
-    std::vector<std::future<cafes::expected<std::uint64_t>>> window;
-    for (int i = 0; i < count; ++i) {
-      window.push_back(n->ask_async<counter>("agg-" + std::to_string(i), touch{}));
-      if (window.size() == 1024) {
-        for (auto& f : window)
-          f.get().value();
-        window.clear();
-      }
-    }
-    for (auto& f : window)
-      f.get().value();
+    command_all(*n, count, touch{});
     const auto after = rss_bytes();
     const double per = static_cast<double>(after - before) / count - sizeof(counter::state);
     report("memory", "RSS per resident aggregate", per, "bytes", 1024, {{"aggregates", count}});
@@ -323,7 +329,7 @@ void handoff(const options& o) {
     c.ns = ns;
     c.node_name = name;
     c.mode = cafes::journal_mode::transactional;
-    c.log_level = std::getenv("HANDOFF_DEBUG") ? "debug" : "warn";
+    c.log_level = "warn";
     c.command_timeout = std::chrono::seconds{60};
     auto n = cafes::node::start(c).value();
     cafes::host_options h;
@@ -339,19 +345,8 @@ void handoff(const options& o) {
   a->assign("counter", 0).value();
   a->wait_ready(std::chrono::minutes{2}).value();
   const auto data = payload();
-  for (int round = 0; round < 3; ++round) {
-    std::vector<std::future<cafes::expected<std::uint64_t>>> window;
-    for (int i = 0; i < aggregates; ++i) {
-      window.push_back(a->ask_async<counter>("agg-" + std::to_string(i), bump{data}));
-      if (window.size() == 1024) {
-        for (auto& f : window)
-          f.get().value();
-        window.clear();
-      }
-    }
-    for (auto& f : window)
-      f.get().value();
-  }
+  for (int round = 0; round < 3; ++round)
+    command_all(*a, aggregates, bump{data});
   auto [raw_rate, raw_n] = raw_consume(o.bootstrap, cafes::topic_names::of(ns, "counter").events, 0);
   const double raw_secs = static_cast<double>(raw_n) / raw_rate;
   nlohmann::json params{{"aggregates", aggregates}, {"events", 3 * aggregates}, {"standby", false}};
@@ -377,9 +372,7 @@ void handoff(const options& o) {
   report("handoff", "events replayed (graceful)", static_cast<double>(replayed), "events", 0, params);
   // Failover: node-b stops answering without a release; node-a takes the partition over
   // (fencing node-b). The group's detection (the session timeout) comes on top.
-  for (int i = 0; i < aggregates; ++i) // dirty again, never snapshotted by a release
-    b->ask_async<counter>("agg-" + std::to_string(i), bump{data});
-  b->ask<counter>("agg-0", bump{data}).value();
+  command_all(*b, aggregates, bump{data}); // dirty again, never snapshotted by a release
   t0 = clock_type::now();
   a->assign("counter", 0).value();
   a->wait_ready(std::chrono::minutes{2}).value();
