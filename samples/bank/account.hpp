@@ -65,15 +65,29 @@ MSGPACK_ADD_ENUM(bank::leg_kind);
 
 namespace bank {
 
-/// A leg an account applied for a transfer that is not settled yet. An account keeps every
-/// such leg, however many other operations follow, so a repeated leg is never applied twice;
-/// the saga settles (forgets) a transfer's legs only after the transfer recorded its final
-/// status, when no leg of it is ever sent again. The set holds the transfers in flight only.
+/// A leg an account decided for a transfer that is not settled yet: applied, or refused with
+/// a reason. An account keeps every such decision, however many other operations follow, so a
+/// repeated leg gets the same answer and is never applied twice, nor applied after it was
+/// refused (two drivers of one transfer may send it at different times). The saga settles
+/// (forgets) a transfer's legs only after the transfer recorded its final status. The set
+/// holds the transfers in flight only.
 struct pending_leg {
   std::string transfer;
   leg_kind leg = leg_kind::debit;
-  MSGPACK_DEFINE_MAP(transfer, leg);
+  bool refused = false;
+  std::string reason; ///< why it was refused: a bank_errc name
+  MSGPACK_DEFINE_MAP(transfer, leg, refused, reason);
   friend bool operator==(const pending_leg&, const pending_leg&) = default;
+};
+
+/// What an account answers a leg: applied (now or before) with the balance after it, or
+/// refused for good with the reason (a bank_errc name).
+struct leg_result {
+  bool applied = true;
+  std::int64_t balance = 0;
+  std::string refusal;
+  MSGPACK_DEFINE_MAP(applied, balance, refusal);
+  friend bool operator==(const leg_result&, const leg_result&) = default;
 };
 
 struct opened {
@@ -103,6 +117,16 @@ struct leg_applied {
   leg_kind leg = leg_kind::debit;
   std::int64_t amount = 0;
   MSGPACK_DEFINE_MAP(transfer, leg, amount);
+};
+
+/// A debit or a credit the account refused (not open, insufficient funds, the maximum
+/// balance). Moves no money; a repeat of the leg is refused again.
+struct leg_refused {
+  static constexpr std::string_view type_name = "account.leg_refused";
+  std::string transfer;
+  leg_kind leg = leg_kind::debit;
+  std::string reason;
+  MSGPACK_DEFINE_MAP(transfer, leg, reason);
 };
 
 struct legs_settled {
@@ -135,9 +159,11 @@ struct withdraw {
   MSGPACK_DEFINE_MAP(amount, ref);
 };
 
-/// Applies one leg of transfer `transfer` (sent by the saga only). A leg already applied and
-/// not settled is answered with the balance and no event. A debit obeys the overdraft rule, a
-/// credit the maximum balance; a refund needs the transfer's debit on this account.
+/// Applies one leg of transfer `transfer` (sent by the saga only) and answers a leg_result. A
+/// debit obeys the overdraft rule and a credit the maximum balance; either is refused on an
+/// account that is not open. A refusal is recorded (leg_refused), so the leg's answer never
+/// changes. A leg already decided and not settled is answered as before, with no event. A
+/// refund needs the transfer's debit on this account, and is rejected, not refused, without.
 struct apply_leg {
   static constexpr std::string_view type_name = "account.apply_leg";
   std::string transfer;
@@ -181,13 +207,18 @@ struct account {
       if (refs.size() > remembered_refs)
         refs.erase(refs.begin());
     }
-    bool has_leg(const std::string& transfer, leg_kind leg) const {
-      return std::find(legs.begin(), legs.end(), pending_leg{transfer, leg}) != legs.end();
+    const pending_leg* find_leg(const std::string& transfer, leg_kind leg) const {
+      auto i = std::find_if(legs.begin(), legs.end(), [&](auto& l) { return l.transfer == transfer && l.leg == leg; });
+      return i == legs.end() ? nullptr : &*i;
+    }
+    bool has_applied(const std::string& transfer, leg_kind leg) const {
+      auto l = find_leg(transfer, leg);
+      return l && !l->refused;
     }
   };
 
   using commands = std::variant<open, deposit, withdraw, apply_leg, settle_legs, get_balance>;
-  using events = std::variant<opened, deposited, withdrawn, leg_applied, legs_settled>;
+  using events = std::variant<opened, deposited, withdrawn, leg_applied, leg_refused, legs_settled>;
 
   static cafes::decision<std::int64_t> handle(const state& s, const open& c) {
     if (s.open)
@@ -228,38 +259,44 @@ struct account {
     return cafes::emit(withdrawn{c.amount, c.ref}).reply(s.balance - c.amount);
   }
 
-  static cafes::decision<std::int64_t> handle(const state& s, const apply_leg& c) {
-    if (!s.open)
-      return cafes::reject(bank_errc::account_not_open);
+  static cafes::decision<leg_result> handle(const state& s, const apply_leg& c) {
     if (c.amount <= 0 || c.amount > max_amount)
       return cafes::reject(bank_errc::invalid_amount, "an amount must be 1 to 10^12");
     if (c.transfer.empty())
       return cafes::reject(bank_errc::invalid_transfer, "a leg names its transfer");
-    if (s.has_leg(c.transfer, c.leg))
-      return cafes::reply(s.balance);
-    // A settled transfer applied every leg it needed: a leg of it now is a late repeat.
+    if (auto l = s.find_leg(c.transfer, c.leg))
+      return cafes::reply(leg_result{!l->refused, s.balance, l->reason});
+    // A settled transfer decided every leg it needed: a leg of it now is a late repeat.
     if (std::find(s.settled.begin(), s.settled.end(), c.transfer) != s.settled.end())
-      return cafes::reply(s.balance);
+      return cafes::reply(leg_result{true, s.balance, {}});
+    auto refuse = [&](bank_errc why) {
+      std::string reason{bank_category().message(static_cast<int>(why))};
+      return cafes::emit(leg_refused{c.transfer, c.leg, reason}).reply(leg_result{false, s.balance, reason});
+    };
     std::int64_t next = 0;
     switch (c.leg) {
       case leg_kind::debit:
+        if (!s.open)
+          return refuse(bank_errc::account_not_open);
         if (s.balance - c.amount < -s.overdraft_limit)
-          return cafes::reject(bank_errc::insufficient_funds);
+          return refuse(bank_errc::insufficient_funds);
         next = s.balance - c.amount;
         break;
       case leg_kind::credit:
+        if (!s.open)
+          return refuse(bank_errc::account_not_open);
         if (c.amount > max_balance - s.balance)
-          return cafes::reject(bank_errc::balance_overflow, "the balance would exceed 10^18");
+          return refuse(bank_errc::balance_overflow);
         next = s.balance + c.amount;
         break;
       case leg_kind::refund:
-        if (!s.has_leg(c.transfer, leg_kind::debit))
+        if (!s.has_applied(c.transfer, leg_kind::debit))
           return cafes::reject(bank_errc::invalid_transfer, "no debit of this transfer to refund");
         if (__builtin_add_overflow(s.balance, c.amount, &next))
           return cafes::reject(bank_errc::balance_overflow, "the balance would overflow");
         break;
     }
-    return cafes::emit(leg_applied{c.transfer, c.leg, c.amount}).reply(next);
+    return cafes::emit(leg_applied{c.transfer, c.leg, c.amount}).reply(leg_result{true, next, {}});
   }
 
   static cafes::decision<> handle(const state& s, const settle_legs& c) {
@@ -290,8 +327,9 @@ struct account {
   }
   static void apply(state& s, const leg_applied& e) {
     s.balance += e.leg == leg_kind::debit ? -e.amount : e.amount;
-    s.legs.push_back({e.transfer, e.leg});
+    s.legs.push_back({e.transfer, e.leg, false, {}});
   }
+  static void apply(state& s, const leg_refused& e) { s.legs.push_back({e.transfer, e.leg, true, e.reason}); }
   static void apply(state& s, const legs_settled& e) {
     std::erase_if(s.legs, [&](const pending_leg& l) { return l.transfer == e.transfer; });
     s.settled.push_back(e.transfer);

@@ -125,38 +125,49 @@ void ask(manager* self, const caf::actor& to, std::string id, C c, std::string c
 
 void advance(manager* self, const std::string& id, const transfer::state& t, int steps);
 
-/// Records a step in the transfer aggregate, then acts on the recorded state.
+/// Records a step in the transfer aggregate, then acts on the recorded state. A step the
+/// transfer refuses as out of order was taken by another driver of the same transfer (a
+/// client that retried at another node of a cluster): this one reads where the transfer
+/// stands and goes on from there, so both answer the transfer's true outcome.
 template <class C>
 void record(manager* self, const std::string& id, C c, int steps) {
   ask<transfer>(self, self->state.transfers, id, std::move(c), std::string{},
                 [self, id, steps](cafes::expected<transfer::state> r) {
-                  if (!r)
+                  if (r)
+                    return advance(self, id, *r, steps + 1);
+                  if (r.error().code != bank_errc::unknown_transfer)
                     return finish(self, id, std::move(r).error());
-                  advance(self, id, *r, steps + 1);
+                  ask<transfer>(self, self->state.transfers, id, get_transfer{}, std::string{},
+                                [self, id, steps](cafes::expected<transfer::state> now) {
+                                  if (!now)
+                                    return finish(self, id, std::move(now).error());
+                                  advance(self, id, *now, steps + 1);
+                                });
                 });
 }
 
-/// Applies one leg; records `ok` if it went through and `failed(reason)` if the account
-/// rejected it. Any other error ends the drive with an unknown outcome (resumed later).
+/// Applies one leg; records `ok` if the account applied it and `failed(reason)` if it refused
+/// it (a refusal is final: account.hpp). Any error ends the drive with an unknown outcome
+/// (resumed later), and so does a refused refund (`failed` gives nothing).
 template <class Ok, class Failed>
 void leg(manager* self, const std::string& id, const std::string& account_id, leg_kind kind, std::int64_t amount,
          int steps, Ok ok, Failed failed) {
   auto ref = id + ":" + std::string{to_string(kind)};
   ask<account>(self, self->state.accounts, account_id, apply_leg{id, kind, amount}, std::move(ref),
-               [self, id, steps, ok, failed](cafes::expected<std::int64_t> r) {
-                 if (r)
+               [self, id, steps, ok, failed](cafes::expected<leg_result> r) {
+                 if (!r)
+                   return finish(self, id, std::move(r).error());
+                 if (r->applied)
                    return record(self, id, ok, steps);
-                 if (is_rejection(r.error())) {
-                   if (auto f = failed(r.error().code.message()))
-                     return record(self, id, *f, steps);
-                 }
-                 finish(self, id, std::move(r).error());
+                 if (auto f = failed(r->refusal))
+                   return record(self, id, *f, steps);
+                 finish(self, id, cafes::error{bank_errc::invalid_transfer, "the refund was refused: " + r->refusal});
                });
 }
 
 /// The transfer is final: answers who waited for that, then makes the accounts forget its
-/// legs (the sender may hold a debit and a refund, the receiver of a completed one a credit)
-/// and records the settlement.
+/// legs (the sender holds a debit, applied or refused, and maybe a refund; the receiver of a
+/// transfer that was debited holds a credit, applied or refused) and records the settlement.
 void settle(manager* self, const std::string& id, const transfer::state& t, int steps) {
   auto& run = self->state.runs[id];
   run.final = t;
@@ -169,8 +180,8 @@ void settle(manager* self, const std::string& id, const transfer::state& t, int 
   run.waiters = std::move(later);
   if (t.settled)
     return finish(self, id, t);
-  std::vector<std::string> holders{t.from};
-  if (t.status == transfer_status::completed)
+  std::vector<std::string> holders{t.from}; // a debit, decided (a rejected transfer's is refused)
+  if (t.status != transfer_status::rejected) // a credit, decided: applied or refused
     holders.push_back(t.to);
   auto left = std::make_shared<std::size_t>(holders.size());
   auto failed = std::make_shared<std::optional<cafes::error>>();

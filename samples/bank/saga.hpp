@@ -25,8 +25,9 @@ using transfer_callback = std::function<void(cafes::expected<transfer::state>)>;
 /// first if `start` is given. The manager is an actor that runs at most one drive per
 /// transfer id: a request for an id that is being driven joins that drive. Each step is
 /// persisted in the transfer aggregate before the manager acts on it, and each account leg
-/// is applied at most once (account.hpp, pending_leg), so driving again after a crash or an
-/// unknown outcome never moves money twice. After the final status the manager settles the
+/// is decided once, applied or refused (account.hpp, pending_leg), so driving again after a
+/// crash or an unknown outcome, or a second driver on another node, never moves money twice
+/// nor after a refusal. After the final status the manager settles the
 /// legs (the accounts forget them) and records it; `done` does not wait for that.
 void drive_async(cafes::node& node, std::string id, std::optional<start_transfer> start, transfer_callback done);
 

@@ -30,10 +30,12 @@ std::unique_ptr<node> start_node(const node_config& cfg) {
   return n;
 }
 
-/// Applies leg `l` of transfer `t` as the saga does (same command, same command id).
-void leg(node& n, const std::string& account_id, const std::string& t, leg_kind l, bool ok = true) {
+/// Applies leg `l` of transfer `t` as the saga does (same command, same command id); the
+/// account applies it, or refuses it when `applied` is false.
+void leg(node& n, const std::string& account_id, const std::string& t, leg_kind l, bool applied = true) {
   auto r = n.ask<account>(account_id, apply_leg{t, l, amount}, t + ":" + std::string{to_string(l)});
-  REQUIRE(static_cast<bool>(r) == ok);
+  REQUIRE(r);
+  REQUIRE(r->applied == applied);
 }
 
 /// Counts the events of each (aggregate, type, command id) of an aggregate type's journal.
@@ -147,8 +149,11 @@ TEST_CASE("broker: a transfer interrupted at any point and resumed after a node 
     CHECK(accounts[{from, "account.leg_applied", t + ":debit"}] == (debited ? 1 : 0));
     CHECK(accounts[{to, "account.leg_applied", t + ":credit"}] == (credited ? 1 : 0));
     CHECK(accounts[{from, "account.leg_applied", t + ":refund"}] == (refunded ? 1 : 0));
-    CHECK(accounts[{from, "account.legs_settled", t + ":settle"}] == (debited ? 1 : 0));
-    CHECK(accounts[{to, "account.legs_settled", t + ":settle"}] == (credited ? 1 : 0));
+    CHECK(accounts[{from, "account.leg_refused", t + ":debit"}] == (debited ? 0 : 1));
+    CHECK(accounts[{to, "account.leg_refused", t + ":credit"}] == (refunded ? 1 : 0));
+    // The sender decided a debit; the receiver of a debited transfer decided a credit.
+    CHECK(accounts[{from, "account.legs_settled", t + ":settle"}] == 1);
+    CHECK(accounts[{to, "account.legs_settled", t + ":settle"}] == (debited ? 1 : 0));
   }
   // No transfer recorded any step twice.
   for (auto& [key, count] : transfers) {

@@ -54,8 +54,8 @@ census read_back(cafes::journal& j, std::int32_t partitions) {
         auto l = decode<bank::leg_applied>(e);
         ref = l.transfer + ":" + std::string{bank::to_string(l.leg)};
         delta = l.leg == bank::leg_kind::debit ? -l.amount : l.amount;
-      } else if (e.type == bank::legs_settled::type_name) {
-        continue; // a finished transfer's legs are forgotten; no money moves
+      } else if (e.type == bank::legs_settled::type_name || e.type == bank::leg_refused::type_name) {
+        continue; // a leg refused, or a finished transfer's legs forgotten: no money moves
       } else {
         FAIL("unexpected event type " << e.type);
       }

@@ -98,7 +98,7 @@ TEST_CASE("a transfer leg is applied once until settled, however many operations
   auto again = s.when(apply_leg{"t1", leg_kind::debit, 100});
   CHECK(again.events.empty());
   CHECK_FALSE(again.rejection);
-  CHECK(again.reply == 1000 - 100 + static_cast<std::int64_t>(remembered_refs) + 10);
+  CHECK(again.reply == leg_result{true, 1000 - 100 + static_cast<std::int64_t>(remembered_refs) + 10, {}});
   auto settled = s.when(settle_legs{"t1"});
   CHECK(settled.emitted(legs_settled{"t1"}));
   CHECK(settled.state.legs.empty());
@@ -114,7 +114,7 @@ TEST_CASE("a leg that comes after its transfer settled is not applied again", "[
   auto late = s.when(apply_leg{"t1", leg_kind::credit, 62});
   CHECK(late.events.empty());
   CHECK_FALSE(late.rejection);
-  CHECK(late.reply == 62);
+  CHECK(late.reply == leg_result{true, 62, {}});
   std::vector<account::events> history{opened{"bob", 0}, leg_applied{"t0", leg_kind::credit, 5}, legs_settled{"t0"}};
   for (std::size_t i = 1; i <= remembered_settled; ++i) // t0 falls out of the window
     history.emplace_back(legs_settled{"t" + std::to_string(i)});
@@ -124,15 +124,38 @@ TEST_CASE("a leg that comes after its transfer settled is not applied again", "[
 
 TEST_CASE("transfer legs: a refund needs the debit, and the usual rules apply", "[bank][logic][saga][bad-input]") {
   auto s = given<account>(opened{"ann", 0}, deposited{50, "init"});
-  CHECK(s.when(apply_leg{"t1", leg_kind::debit, 51}).rejected_with(bank_errc::insufficient_funds));
+  auto poor = s.when(apply_leg{"t1", leg_kind::debit, 51});
+  CHECK(poor.emitted(leg_refused{"t1", leg_kind::debit, "insufficient_funds"}));
+  CHECK(poor.reply == leg_result{false, 50, "insufficient_funds"});
+  CHECK(poor.state.balance == 50);
   CHECK(s.when(apply_leg{"t1", leg_kind::refund, 10}).rejected_with(bank_errc::invalid_transfer));
   CHECK(s.when(apply_leg{"", leg_kind::credit, 10}).rejected_with(bank_errc::invalid_transfer));
   CHECK(s.when(apply_leg{"t1", leg_kind::credit, 0}).rejected_with(bank_errc::invalid_amount));
-  CHECK(given<account>().when(apply_leg{"t1", leg_kind::credit, 10}).rejected_with(bank_errc::account_not_open));
+  CHECK(given<account>().when(apply_leg{"t1", leg_kind::credit, 10}).emitted(leg_refused{"t1", leg_kind::credit, "account_not_open"}));
+  CHECK(given<account>().when(apply_leg{"t1", leg_kind::refund, 10}).rejected_with(bank_errc::invalid_transfer));
   auto refund = given<account>(opened{"ann", 0}, deposited{50, "init"}, leg_applied{"t1", leg_kind::debit, 20})
                   .when(apply_leg{"t1", leg_kind::refund, 20});
   CHECK(refund.emitted(leg_applied{"t1", leg_kind::refund, 20}));
-  CHECK(refund.reply == 50);
+  CHECK(refund.reply == leg_result{true, 50, {}});
+}
+
+TEST_CASE("a refused leg stays refused until its transfer settles", "[bank][logic][saga]") {
+  // Two drivers of one transfer: the first debit is refused and the transfer rejected; the
+  // second driver's debit comes after a deposit that would cover it. It must not move money
+  // for a transfer that was rejected.
+  auto s = given<account>(opened{"ann", 0}, deposited{50, "init"}, leg_refused{"t1", leg_kind::debit, "insufficient_funds"},
+                          deposited{100, "later"});
+  auto again = s.when(apply_leg{"t1", leg_kind::debit, 51});
+  CHECK(again.events.empty());
+  CHECK(again.reply == leg_result{false, 150, "insufficient_funds"});
+  auto settled = s.when(settle_legs{"t1"});
+  CHECK(settled.emitted(legs_settled{"t1"}));
+  CHECK(settled.state.legs.empty());
+  // An account that was not open when the debit came refuses it after it opens, too.
+  auto late_open = given<account>(leg_refused{"t2", leg_kind::debit, "account_not_open"}, opened{"bob", 0},
+                                  deposited{100, "init"});
+  CHECK(late_open.when(apply_leg{"t2", leg_kind::debit, 10}).reply == leg_result{false, 100, "account_not_open"});
+  CHECK(late_open.state().balance == 100);
 }
 
 TEST_CASE("a balance never overflows: deposits and credits stop at the maximum, refunds at int64",
@@ -140,11 +163,11 @@ TEST_CASE("a balance never overflows: deposits and credits stop at the maximum, 
   auto full = given<account>(opened{"ann", 0}, deposited{max_balance - 5, "init"});
   CHECK(full.when(deposit{5, "r"}).reply == max_balance);
   CHECK(full.when(deposit{6, "r"}).rejected_with(bank_errc::balance_overflow));
-  CHECK(full.when(apply_leg{"t1", leg_kind::credit, 6}).rejected_with(bank_errc::balance_overflow));
+  CHECK(full.when(apply_leg{"t1", leg_kind::credit, 6}).reply == leg_result{false, max_balance - 5, "balance_overflow"});
   constexpr auto top = std::numeric_limits<std::int64_t>::max();
   auto brim = given<account>(opened{"ann", 0}, deposited{top - 5, "init"}, leg_applied{"t1", leg_kind::debit, 1});
   CHECK(brim.when(apply_leg{"t1", leg_kind::refund, 7}).rejected_with(bank_errc::balance_overflow));
-  CHECK(brim.when(apply_leg{"t1", leg_kind::refund, 1}).reply == top - 5); // gives back beyond the maximum
+  CHECK(brim.when(apply_leg{"t1", leg_kind::refund, 1}).reply == leg_result{true, top - 5, {}}); // beyond the maximum
   CHECK(brim.when(deposit{1, "r"}).rejected_with(bank_errc::balance_overflow));
 }
 

@@ -33,7 +33,7 @@ struct event {
   std::uint64_t seq = 0;
   std::int64_t amount = 0;
   std::string ref, from, to;
-  std::string transfer; // account.leg_applied, account.legs_settled
+  std::string transfer; // account.leg_applied, account.leg_refused, account.legs_settled
   int leg = -1;         // account.leg_applied: 0 debit, 1 credit, 2 refund
 };
 
@@ -218,6 +218,7 @@ int verify(const options& o) {
 
   // The journal's fold: balances, and each transfer's status.
   by_ref refs;
+  std::set<std::string> refused; // <transfer id>:debit or :credit, refused by an account
   std::map<std::string, std::int64_t> fold;
   std::map<std::string, int> opened;
   for (auto& e : accounts) { // (non-const: a leg's ref is derived here)
@@ -233,8 +234,12 @@ int verify(const options& o) {
       e.ref = e.transfer + names[e.leg];
       fold[e.id] += e.leg == 0 ? -e.amount : e.amount;
       refs[e.ref].push_back(&e);
+    } else if (e.type == "account.leg_refused" && (e.leg == 0 || e.leg == 1)) {
+      // A debit or credit refused for good: no money moves, and the transfer must say so.
+      if (!refused.insert(e.transfer + (e.leg == 0 ? ":debit" : ":credit")).second)
+        c.fail(e.where + ": leg " + std::to_string(e.leg) + " of " + e.transfer + " is refused twice");
     } else if (e.type == "account.legs_settled") {
-      // The account forgets a finished transfer's legs; no money moves.
+      // A finished transfer's legs forgotten: no money moves.
     } else {
       c.fail(e.where + ": unknown account event type " + e.type);
     }
@@ -297,6 +302,11 @@ int verify(const options& o) {
         c.fail(what + ": " + ref + " started at " + e->where + " differs from the request");
     if (op.contains("status") && op["status"] != st)
       c.fail(what + ": " + ref + " was answered " + op.value("status", "") + " but the journal says " + st);
+    // A refused debit rejects the transfer; a refused credit compensates it.
+    if (refused.count(ref + ":debit") && st != "rejected")
+      c.fail(what + ": the debit of " + ref + " was refused but the transfer is " + st);
+    if (refused.count(ref + ":credit") && st != "compensated")
+      c.fail(what + ": the credit of " + ref + " was refused but the transfer is " + st);
     // What its final status moved: a debit, then a credit or a refund.
     const bool debited = st == "completed" || st == "compensated";
     expect_ref(c, refs, what, ref + ":debit", debited ? 1 : 0, false, "account.leg_applied", from, amount);
