@@ -18,6 +18,7 @@ class persistence_category_impl final : public std::error_category {
       case errc::reserved_aggregate_id: return "reserved_aggregate_id";
       case errc::event_too_large: return "event_too_large";
       case errc::state_too_large: return "state_too_large";
+      case errc::help_requested: return "help_requested";
       case errc::malformed_record: return "malformed_record";
       case errc::missing_header: return "missing_header";
       case errc::bad_header: return "bad_header";

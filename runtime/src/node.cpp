@@ -153,18 +153,27 @@ void node_config::add_options(CLI::App& app) {
     ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
 }
 
-expected<node_config> node_config::from_args(int argc, char** argv) {
+expected<node_config> node_config::from_args(int argc, char** argv, std::string_view program) {
   node_config cfg;
-  CLI::App app{"cafes node"};
+  CLI::App app{"", std::string{program}};
   cfg.add_options(app);
   try {
     app.parse(argc, argv);
-  } catch (const CLI::CallForHelp& e) {
-    std::exit(app.exit(e));
+  } catch (const CLI::CallForHelp&) {
+    return cafes::error{errc::help_requested, app.help()};
   } catch (const CLI::ParseError& e) {
-    return cafes::error{errc::invalid_argument, e.what()};
+    return cafes::error{errc::invalid_argument, std::string{program} + ": " + e.what() + " (--help lists the options)"};
   }
   return cfg;
+}
+
+int exit_code(const error& e) {
+  if (e == errc::help_requested) {
+    std::fputs(e.message.c_str(), stdout);
+    return 0;
+  }
+  std::fprintf(stderr, "%s\n", e.to_string().c_str());
+  return 2;
 }
 
 expected<std::unique_ptr<node>> node::start(node_config cfg) {

@@ -44,7 +44,10 @@ int main(int argc, char** argv) {
   };
   auto t = cafes::testing::given<counter>(counter::added{99}).when(counter::add{2}); // pure logic, no node
   check(t.rejected_with(counter_errc::over_limit), "given 99, add 2 is rejected");
-  cafes::node node{cafes::node_config::from_args(argc, argv).value()};
+  auto cfg = cafes::node_config::from_args(argc, argv, "counter");
+  if (!cfg)
+    return cafes::exit_code(cfg.error()); // --help: the options, 0; a bad option: its message, 2
+  cafes::node node{*cfg};
   check(node.host<counter>({.partitions = 4, .snapshot_every = 10}) && node.wait_ready(std::chrono::seconds{10}),
         "host the counter (a snapshot every 10 events), recover");
   auto a = node.ask<counter>("c-1", counter::add{40}); // the reply comes once the event is durable

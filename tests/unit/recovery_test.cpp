@@ -312,7 +312,22 @@ TEST_CASE("node options parse from the command line and reject bad values", "[no
     INFO(bad[1]);
     REQUIRE_FALSE(r);
     CHECK(r.error() == errc::invalid_argument);
+    CHECK(r.error().message.find("--help") != std::string::npos);
   }
+}
+
+TEST_CASE("--help returns the options under the program's name and never exits", "[node][config]") {
+  std::vector<std::string> args{"prog", "--help"};
+  std::vector<char*> argv;
+  for (auto& a : args)
+    argv.push_back(a.data());
+  auto r = node_config::from_args(static_cast<int>(argv.size()), argv.data(), "shop-node");
+  REQUIRE_FALSE(r); // we are still here: the library did not exit
+  CHECK(r.error() == errc::help_requested);
+  CHECK(r.error().message.find("shop-node") != std::string::npos);
+  CHECK(r.error().message.find("--bootstrap") != std::string::npos);
+  CHECK(r.error().message.find("--session-timeout-ms") != std::string::npos);
+  CHECK(exit_code(error{errc::invalid_argument, "x"}) == 2);
 }
 
 TEST_CASE("idle aggregates are passivated with a snapshot and come back with their state", "[passivation]") {

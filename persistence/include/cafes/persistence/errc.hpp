@@ -21,6 +21,7 @@ enum class errc {
   state_too_large,        ///< A state's snapshot record would exceed the same maximum: the
                           ///< command that leads to it is refused at decide time, so that
                           ///< every state can be snapshotted and recovery stays bounded.
+  help_requested,         ///< The command line asked for --help; the message is the help.
   // Decoding.
   malformed_record = 20,  ///< The value is not a msgpack map of the expected shape.
   missing_header,         ///< A required CloudEvents header is absent.

@@ -77,10 +77,16 @@ struct node_config {
   /// that an application can extend its own command line with them.
   void add_options(CLI::App& app);
 
-  /// Parses the options from argv (and the INI/TOML file given with --config). Fails with
-  /// invalid_argument and a message that names the bad option; --help prints the options.
-  static expected<node_config> from_args(int argc, char** argv);
+  /// Parses the options from argv (and the INI/TOML file given with --config). Never exits
+  /// the program: a bad option fails with invalid_argument and a message that names it;
+  /// --help fails with help_requested, whose message is the help, headed by `program`.
+  /// exit_code() turns either into what main returns.
+  static expected<node_config> from_args(int argc, char** argv, std::string_view program = "cafes node");
 };
+
+/// What main returns after from_args failed: prints the help to stdout and returns 0 for
+/// help_requested; prints the error to stderr and returns 2 otherwise.
+int exit_code(const error& e);
 
 /// What a node's routing did so far (docs/cluster.md); all zero when routing is off.
 struct routing_stats {
