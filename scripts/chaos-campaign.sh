@@ -52,13 +52,14 @@ done
 
 python3 - "$lines" <<'EOF'
 import json, sys
-print("\n| seed | mode | sent | acked | rejected | unknown (resolved) | node kills | broker kills | broker stops | violations |")
-print("|---|---|---|---|---|---|---|---|---|---|")
+print("\n| seed | mode | nodes | sent | acked | rejected | unknown (resolved) | node kills | node pauses | broker kills | broker stops | violations |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|")
 for raw in open(sys.argv[1]):
     r = json.loads(raw)
     o, f = r.get("operations", {}), r.get("faults", {})
-    print(f"| {r.get('seed')} | {r.get('mode')} | {o.get('sent', '-')} | {o.get('acked', '-')} | {o.get('rejected', '-')} | "
-          f"{o.get('unknown', '-')} ({o.get('unknown_then_resolved', '-')}) | {f.get('node_kill', '-')} | "
+    print(f"| {r.get('seed')} | {r.get('mode')} | {r.get('nodes', 1)} | {o.get('sent', '-')} | {o.get('acked', '-')} | "
+          f"{o.get('rejected', '-')} | {o.get('unknown', '-')} ({o.get('unknown_then_resolved', '-')}) | "
+          f"{f.get('node_kill', '-')} | {f.get('node_pause', 0)} | "
           f"{f.get('broker_kill', '-')} | {f.get('broker_stop', '-')} | "
           f"{r.get('violations_total', r.get('error', '-'))} |")
 EOF
