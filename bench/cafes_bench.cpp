@@ -317,6 +317,22 @@ void embedded(const options& o) {
          {{"aggregates", a}, {"concurrency", k}, {"baseline", "cafes on the real broker"}});
 }
 
+// Waits until node n's standbys have read what was written: their event count stays the
+// same for a second (they read every 200 ms).
+void settle_standby(cafes::node& n) {
+  auto last = n.stats("counter")->standby_events.load();
+  for (auto still = clock_type::now();;) {
+    std::this_thread::sleep_for(std::chrono::milliseconds{50});
+    auto now = n.stats("counter")->standby_events.load();
+    if (now != last) {
+      last = now;
+      still = clock_type::now();
+    } else if (clock_type::now() - still > std::chrono::seconds{1}) {
+      return;
+    }
+  }
+}
+
 // 6. Hand-off and failover of one partition with many resident aggregates between two nodes
 // (transactional journal, the seam cluster mode drives), beside a raw consumer reading the
 // whole partition once.
@@ -380,6 +396,42 @@ void handoff(const options& o) {
   const double first_a = first_command(*a);
   report("handoff", "failover takeover to first reply", std::chrono::duration<double>(ready - t0).count() + first_a,
          "s", raw_secs, {{"aggregates", aggregates}, {"detection", "plus the session timeout"}});
+
+  // The same two with a hot standby: node-c has kept the partition warm since it started.
+  auto c = make("node-c");
+  c->standby("counter", 0).value();
+  command_all(*a, aggregates, bump{data}); // dirty: the standby tails these
+  settle_standby(*c);
+  nlohmann::json with{{"aggregates", aggregates}, {"standby", true}};
+  t0 = clock_type::now();
+  a->revoke("counter", 0).value();
+  released = clock_type::now();
+  c->assign("counter", 0).value();
+  c->wait_ready(std::chrono::minutes{2}).value();
+  ready = clock_type::now();
+  const double first_c = first_command(*c);
+  report("handoff", "graceful takeover to ready, standby", std::chrono::duration<double>(ready - released).count(),
+         "s", raw_secs, with);
+  report("handoff", "graceful hand-off total, standby", std::chrono::duration<double>(ready - t0).count() + first_c,
+         "s", raw_secs, with);
+  report("handoff", "events replayed (graceful, standby)", static_cast<double>(c->stats("counter")->events_replayed),
+         "events", 0, with);
+  // Failover onto a standby: node-b gives up its fenced partition and keeps it warm instead.
+  b->revoke("counter", 0).value();
+  b->standby("counter", 0).value();
+  command_all(*c, aggregates, bump{data}); // dirty again, never snapshotted by a release
+  settle_standby(*b);
+  const auto before = b->stats("counter")->events_replayed.load();
+  t0 = clock_type::now();
+  b->assign("counter", 0).value();
+  b->wait_ready(std::chrono::minutes{2}).value();
+  ready = clock_type::now();
+  const double first_b2 = first_command(*b);
+  report("handoff", "failover takeover to first reply, standby",
+         std::chrono::duration<double>(ready - t0).count() + first_b2, "s", raw_secs,
+         {{"aggregates", aggregates}, {"standby", true}, {"detection", "plus the session timeout"}});
+  report("handoff", "events replayed (failover, standby)",
+         static_cast<double>(b->stats("counter")->events_replayed.load() - before), "events", 0, with);
 }
 
 } // namespace

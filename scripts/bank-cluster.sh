@@ -3,12 +3,13 @@
 # nodes in cluster mode that share the partitions through the namespace's consumer group.
 #
 # Usage:
-#   bank-cluster.sh start  [--nodes N] [--brokers 1|3] [--partitions P] [--dir DIR] [--no-build]
+#   bank-cluster.sh start  [--nodes N] [--brokers 1|3] [--partitions P] [--standby N] [--dir DIR] [--no-build]
 #   bank-cluster.sh stop   [--dir DIR]      SIGTERM the nodes (they release their partitions), then the brokers
 #   bank-cluster.sh status [--dir DIR]      one line per node and broker; exit 0 only if all run
 #
 # start installs what is missing and builds (unless --no-build), starts the brokers, then N
-# nodes (default 3) named node-1..node-N, and prints each node's HTTP address. Then run the
+# nodes (default 3) named node-1..node-N with --standby hot standby replicas of each
+# partition (default 1), and prints each node's HTTP address. Then run the
 # demo's workload across them:
 #   build/default/samples/bank/bank demo --nodes 127.0.0.1:PORT1,127.0.0.1:PORT2,...
 # DIR (default build/bank-cluster) holds the brokers' data and each node's port, pid and log.
@@ -30,14 +31,16 @@ dir=$root/build/bank-cluster
 nodes=3
 brokers=3
 partitions=12
+standby=1
 build=1
 while (($#)); do
   case $1 in
-    --dir | --nodes | --brokers | --partitions)
+    --dir | --nodes | --brokers | --partitions | --standby)
       (($# >= 2)) || die "$1 needs a value"
       case $1 in
         --dir) dir=$2 ;;
         --nodes) nodes=$2 ;;
+        --standby) standby=$2 ;;
         --brokers) brokers=$2 ;;
         --partitions) partitions=$2 ;;
       esac
@@ -84,7 +87,7 @@ start() {
     fi
     rm -f "$nd/port"
     "$bank" node --bootstrap "$bootstrap" --namespace bank --node-name "node-$i" --mode transactional --cluster \
-      --partitions "$partitions" --replication "$brokers" --min-insync-replicas "$isr" --port 0 \
+      --partitions "$partitions" --replication "$brokers" --min-insync-replicas "$isr" --standby-replicas "$standby" --port 0 \
       --port-file "$nd/port" >>"$nd/stdout.log" 2>>"$nd/node.log" &
     printf '%s\n' "$!" >"$nd/pid"
   done

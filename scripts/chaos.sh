@@ -3,13 +3,14 @@
 # acknowledged is lost and nothing is written twice. Prints one JSON line on stdout.
 #
 # Usage: chaos.sh [--seed N] [--minutes M] [--mode idempotent|transactional] [--nodes N]
-#                 [--clients N] [--accounts N] [--no-build] [--keep]
+#                 [--standby N] [--clients N] [--accounts N] [--no-build] [--keep]
 #
 #   --seed N       seed of the operations and of the fault plan (default: from the clock)
 #   --minutes M    minutes of workload, fractions allowed: 0.5 (default 1)
 #   --mode         the node's journal mode (default idempotent)
 #   --nodes N      bank nodes (default 1); 2 or more run in cluster mode (transactional only)
 #                  and add node pauses past the session timeout to the faults
+#   --standby N    with several nodes: hot standby replicas per partition (default 1)
 #   --clients N    concurrent clients (default 8)     --accounts N   accounts (default 16)
 #   --no-build     use the binaries in the build directory as they are
 #   --keep         keep the run directory (logs, operation log); it is kept on failure anyway
@@ -40,19 +41,21 @@ seed=$(($(date +%s%N) / 1000 % 1000000000))
 minutes=1
 mode=idempotent
 nodes=1
+standby=1
 clients=8
 accounts=16
 build=1
 keep=0
 while (($#)); do
   case $1 in
-    --seed | --minutes | --mode | --nodes | --clients | --accounts)
+    --seed | --minutes | --mode | --nodes | --standby | --clients | --accounts)
       (($# >= 2)) || { say "$1 needs a value"; exit 2; }
       case $1 in
         --seed) seed=$2 ;;
         --minutes) minutes=$2 ;;
         --mode) mode=$2 ;;
         --nodes) nodes=$2 ;;
+        --standby) standby=$2 ;;
         --clients) clients=$2 ;;
         --accounts) accounts=$2 ;;
       esac
@@ -69,6 +72,7 @@ done
   { say "--minutes must be a number above 0 (at most 1440)"; exit 2; }
 [[ $mode == idempotent || $mode == transactional ]] || { say "--mode must be idempotent or transactional"; exit 2; }
 [[ $nodes =~ ^[0-9]+$ ]] && ((nodes >= 1 && nodes <= 5)) || { say "--nodes must be 1 to 5"; exit 2; }
+[[ $standby =~ ^[0-9]+$ ]] && ((standby <= 16)) || { say "--standby must be 0 to 16"; exit 2; }
 ((nodes == 1)) || [[ $mode == transactional ]] ||
   { say "--nodes $nodes runs a cluster, which needs --mode transactional (idempotent producers cannot fence)"; exit 2; }
 [[ $clients =~ ^[0-9]+$ ]] && ((clients >= 1 && clients <= 256)) || { say "--clients must be 1 to 256"; exit 2; }
@@ -156,7 +160,8 @@ node_alive() {
 start_node() { # I
   local i=$1
   rm -f "$run/port-$i"
-  ((nodes == 1)) || cluster_args=(--cluster --node-name "node-$i" --session-timeout-ms "$session_ms")
+  ((nodes == 1)) || cluster_args=(--cluster --node-name "node-$i" --session-timeout-ms "$session_ms"
+    --standby-replicas "$standby")
   "$bank" node --bootstrap "$bootstrap" --namespace "$ns" --mode "$mode" --port "${ports[i]}" --port-file "$run/port-$i" \
     --partitions 4 --snapshot-every 50 --delivery-timeout-ms "$delivery_ms" --threads 2 --log-level warn \
     "${cluster_args[@]}" >>"$run/node-$i.log" 2>&1 &

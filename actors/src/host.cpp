@@ -2,6 +2,7 @@
 #include "cafes/actors/host.hpp"
 
 #include <map>
+#include <utility>
 
 #include "cafes/persistence/partitioner.hpp"
 #include "internal.hpp"
@@ -17,6 +18,7 @@ struct owner_state {
   std::vector<caf::actor> parts;     // owned and serving (null: not owned)
   std::vector<caf::actor> writers;   // what the journal actor settles batches with (releasing ones too)
   std::map<std::int32_t, std::vector<caf::response_promise>> assign_after; // assigned while releasing
+  std::vector<caf::actor> standbys;  // hot standbys of partitions other nodes own (null: none)
 };
 
 using owner_ptr = caf::stateful_actor<owner_state>*;
@@ -25,9 +27,45 @@ void publish_writers(owner_ptr self) {
   self->send(self->state.ctx->journal_actor, partitions_msg{self->state.writers});
 }
 
+// Starts a hot standby of partition p (watched: one that stops is started again).
+void start_standby(owner_ptr self, std::int32_t p) {
+  auto& st = self->state;
+  auto a = detail::spawn_partition(self->system(), st.ctx, partition_id{p}, true);
+  self->monitor(a);
+  st.standbys[static_cast<std::size_t>(p)] = a;
+  ++st.ctx->cfg.stats->standbys;
+}
+
+// Takes p's standby out of the standby table (it stops, or becomes the owner).
+caf::actor take_standby(owner_ptr self, std::int32_t p) {
+  auto& st = self->state;
+  auto a = std::exchange(st.standbys[static_cast<std::size_t>(p)], nullptr);
+  if (a) {
+    self->demonitor(a);
+    --st.ctx->cfg.stats->standbys;
+  }
+  return a;
+}
+
 caf::actor assign(owner_ptr self, std::int32_t p) {
   auto& st = self->state;
-  auto a = detail::spawn_partition(self->system(), st.ctx, partition_id{p});
+  caf::actor a = take_standby(self, p);
+  if (a) {
+    // Warm: it replays only what it has not read. A standby that stopped just before (its
+    // DOWN not seen yet) is replaced by a cold takeover.
+    self->request(a, caf::infinite, promote_atom::value)
+      .then([](bool) {},
+            [=](caf::error&) {
+              auto& s = self->state;
+              const auto i = static_cast<std::size_t>(p);
+              if (s.parts[i] != a)
+                return;
+              s.parts[i] = s.writers[i] = detail::spawn_partition(self->system(), s.ctx, partition_id{p});
+              publish_writers(self);
+            });
+  } else {
+    a = detail::spawn_partition(self->system(), st.ctx, partition_id{p});
+  }
   st.parts[static_cast<std::size_t>(p)] = a;
   st.writers[static_cast<std::size_t>(p)] = a;
   ++st.ctx->cfg.stats->partitions_owned;
@@ -75,14 +113,25 @@ caf::behavior owner_actor(owner_ptr self, detail::context_ptr ctx, std::vector<c
   const auto n = static_cast<std::size_t>(st.ctx->cfg.journal->partitions());
   st.parts.resize(n);
   st.writers.resize(n);
+  st.standbys.resize(n);
   for (std::size_t p = 0; p < initial.size(); ++p) // counted by spawn_host
     st.parts[p] = st.writers[p] = initial[p];
   // Stopping the owner stops its partitions (releasing ones too).
   self->set_exit_handler([=](caf::exit_msg& em) {
-    for (auto& a : self->state.writers)
-      if (a)
-        self->send_exit(a, em.reason);
+    for (auto* v : {&self->state.writers, &self->state.standbys})
+      for (auto& a : *v)
+        if (a)
+          self->send_exit(a, em.reason);
     self->quit(em.reason);
+  });
+  // A standby that stopped (Kafka errors while it read) is started again a moment later.
+  self->set_down_handler([=](caf::down_msg& dm) {
+    auto& s = self->state;
+    for (std::size_t p = 0; p < s.standbys.size(); ++p)
+      if (s.standbys[p] && s.standbys[p].address() == dm.source) {
+        take_standby(self, static_cast<std::int32_t>(p));
+        self->delayed_send(self, std::chrono::seconds{1}, standby_atom::value, static_cast<std::int32_t>(p), true);
+      }
   });
   return {
     [=](command_msg& m) {
@@ -148,6 +197,26 @@ caf::behavior owner_actor(owner_ptr self, detail::context_ptr ctx, std::vector<c
       self->request(a, caf::infinite, release_atom::value)
         .then([=](bool) mutable { released(std::nullopt); }, [=](caf::error& err) mutable { released(err); });
       return rp;
+    },
+    [=](standby_atom, std::int32_t p, bool on) -> caf::result<bool> {
+      auto& s = self->state;
+      if (p < 0 || static_cast<std::size_t>(p) >= s.parts.size())
+        return caf::sec::invalid_argument;
+      const auto i = static_cast<std::size_t>(p);
+      if (!on) {
+        if (auto a = take_standby(self, p))
+          self->send_exit(a, caf::exit_reason::user_shutdown);
+      } else if (!s.standbys[i] && !s.writers[i]) { // not owned, nor being released
+        start_standby(self, p);
+      }
+      return true;
+    },
+    [=](standby_atom) {
+      std::vector<std::int32_t> out;
+      for (std::size_t p = 0; p < self->state.standbys.size(); ++p)
+        if (self->state.standbys[p])
+          out.push_back(static_cast<std::int32_t>(p));
+      return out;
     },
     [=](owned_atom a) {
       return gather<std::vector<owned_partition>, owned_partition>(

@@ -40,6 +40,18 @@ caf::behavior io_actor(caf::event_based_actor*, context_ptr ctx, partition_id p)
       }
       return out;
     },
+    [=](mark_atom) {
+      mark_result out;
+      auto m = ctx->cfg.snapshots->load_mark(p);
+      if (m)
+        out.mark = *m;
+      else if (undecodable(m.error()))
+        actors_log().error("corrupt checkpoint of partition {}: {}; the new owner stores one from offset 0", p.value(),
+                           m.error().to_string());
+      else
+        out.err = m.error();
+      return out;
+    },
     [=](read_atom, offset from, std::size_t max) {
       read_result out;
       auto c = ctx->cfg.journal->read(p, from, max);

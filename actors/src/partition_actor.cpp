@@ -1,85 +1,9 @@
-// The partition actor: recovers one partition, hosts its aggregates, keeps recovery bounded.
-#include <deque>
-#include <map>
-#include <unordered_map>
-#include <unordered_set>
-
-#include "internal.hpp"
+// The partition actor: hosts one partition's aggregates, keeps recovery bounded, releases.
 #include "logger.hpp"
+#include "partition.hpp"
 
-namespace cafes::detail {
+namespace cafes::detail::part {
 
-namespace {
-
-struct cold_entry {
-  std::any state;
-  seq_nr seq{0};
-  offset last{-1};
-  std::uint64_t since_snapshot = 0;
-  std::uint64_t snapshot_seq = 0; // during recovery: the seq its snapshot covers
-};
-
-struct live_entry {
-  caf::actor actor;
-  std::uint64_t routed = 0;
-  std::uint64_t tick = 0;
-};
-
-// An aggregate whose state cannot be rebuilt (apply threw on one of its events): it answers
-// `err` until the node restarts, and `floor`, its first event not covered by a snapshot,
-// holds the stored checkpoint, so that none of its events is lost.
-struct stopped_entry {
-  std::int64_t floor = 0;
-  cafes::error err;
-};
-
-// Where an aggregate's events stand against its latest durable snapshot.
-struct track {
-  std::int64_t uncovered = -1; // offset of the first event not covered by a snapshot
-  std::int64_t last = -1;      // offset of its last event
-};
-
-struct partition_state {
-  static inline const char* name = "cafes.partition";
-  context_ptr ctx;
-  partition_id p;
-  caf::actor io;
-  bool ready = false;
-  std::optional<cafes::error> failure;
-  std::deque<std::pair<command_msg, caf::response_promise>> stash;
-  // Queries that came while recovering, answered once ready (no aggregate missing from them).
-  std::vector<std::pair<std::shared_ptr<const std::function<bool(const std::any&)>>, caf::response_promise>>
-    waiting_queries;
-  std::unordered_map<std::string, live_entry> live;
-  std::unordered_map<std::string, cold_entry> cold;
-  std::unordered_map<std::string, track> tracks;
-  std::map<std::int64_t, std::unordered_set<std::string>> holders; // uncovered offset -> ids
-  std::unordered_set<std::string> snapshot_requested;
-  std::int64_t end = 0;              // one past the last offset seen
-  std::int64_t stored_checkpoint = 0;
-  std::uint64_t epoch = 0;           // this owner's epoch, stored before it serves (0: not yet)
-  // Released (revoke): commands get not_owner; the partition drains, snapshots, stores its
-  // checkpoint, closes its writer, then answers `release` and stops.
-  bool releasing = false;
-  bool release_finishing = false;
-  std::size_t release_waiting = 0;   // live aggregates that have not handed their state back
-  std::unordered_set<std::string> release_snaps; // snapshots the release waits for
-  caf::response_promise release;
-  enum { uncounted, counted_ready, counted_failed } counted = uncounted; // in host_stats' gauges
-  // The checkpoint that would be stored if no aggregate were stopped: the replay bound counts
-  // from it, so that a stopped aggregate never holds its partition's commands back.
-  std::int64_t bound_checkpoint = 0;
-  std::unordered_map<std::string, stopped_entry> stopped;
-  bool checkpoint_in_flight = false;
-  std::uint64_t tick = 0;
-  // The checkpoint also stays below the end the partition had when each batch in flight was
-  // sent, and below the same end for each aggregate whose outcome is unknown until it caught
-  // up: their events may sit at any offset from there on.
-  std::map<std::uint64_t, std::int64_t> batch_pins; // batch -> end when it was sent
-  std::unordered_map<std::string, std::int64_t> holds; // aggregate -> lowest offset its events may have
-};
-
-using self_ptr = caf::stateful_actor<partition_state>*;
 
 // The checkpoint as far as the aggregates that are not stopped go.
 std::int64_t checkpoint(const partition_state& st) {
@@ -321,199 +245,6 @@ void activate(self_ptr self, command_msg& m, caf::response_promise& rp) {
   rp.delegate(l->second.actor, std::move(m));
 }
 
-void finish_recovery(self_ptr self) {
-  auto& st = self->state;
-  st.ready = true;
-  if (st.ctx->cfg.stats) {
-    st.ctx->cfg.stats->aggregates_recovered += st.cold.size();
-    ++st.ctx->cfg.stats->partitions_ready;
-    st.counted = partition_state::counted_ready;
-  }
-  actors_log().debug("partition {}/{} ready: {} aggregates, checkpoint {}, end {}", st.ctx->cfg.journal->topic(),
-                    st.p.value(), st.cold.size(), checkpoint(st), st.end);
-  if (!st.stopped.empty())
-    actors_log().warn("partition {}/{} serves with {} aggregates stopped; until they are fixed, its stored checkpoint "
-                      "stays at offset {} and every recovery reads from there, beyond max_replay",
-                      st.ctx->cfg.journal->topic(), st.p.value(), st.stopped.size(), storable(st));
-  keep_bounded(self);
-  maybe_store_checkpoint(self); // a replay from an older checkpoint than the snapshots allow
-  serve_stash(self);
-}
-
-void fail_recovery(self_ptr self, cafes::error e) {
-  auto& st = self->state;
-  actors_log().error("partition {}/{} stops: {}", st.ctx->cfg.journal->topic(), st.p.value(), e.to_string());
-  st.failure = cafes::error{e == errc::fenced ? actor_errc::not_owner : actor_errc::recovery_failed, e.to_string()};
-  st.ready = true;
-  if (st.ctx->cfg.stats) {
-    if (st.counted == partition_state::counted_ready)
-      --st.ctx->cfg.stats->partitions_ready;
-    if (st.counted != partition_state::counted_failed)
-      ++st.ctx->cfg.stats->partitions_failed;
-    st.counted = partition_state::counted_failed;
-  }
-  serve_stash(self);
-}
-
-// Applies one recovered event; returns an error on a gap or a repeat. An apply that throws
-// stops only its aggregate, whose later events are skipped.
-expected<void> replay_one(partition_state& st, event_envelope& ev, offset off) {
-  if (st.stopped.count(ev.id.str()))
-    return {};
-  auto& c = st.cold[ev.id.str()];
-  if (!c.state.has_value())
-    c.state = st.ctx->cfg.ops->initial_state();
-  auto at = [&] {
-    return " at " + st.ctx->cfg.journal->topic() + "/" + std::to_string(st.p.value()) + "@" +
-           std::to_string(off.value());
-  };
-  if (ev.seq.value() <= c.snapshot_seq)
-    return {}; // covered by the snapshot
-  if (ev.seq.value() <= c.seq.value())
-    return cafes::error{errc::sequence_repeat, "aggregate '" + ev.id.str() + "' repeats seq " +
-                                                   std::to_string(ev.seq.value()) + at()};
-  if (ev.seq.value() != c.seq.value() + 1)
-    return cafes::error{errc::sequence_gap, "aggregate '" + ev.id.str() + "' jumps from seq " +
-                                                std::to_string(c.seq.value()) + " to " +
-                                                std::to_string(ev.seq.value()) + at()};
-  auto typed = st.ctx->cfg.ops->decode_event(ev);
-  if (!typed)
-    return cafes::error{typed.error().code, typed.error().message + at()};
-  if (auto what = guarded([&] { st.ctx->cfg.ops->apply(c.state, *typed); })) {
-    stop(st, ev.id.str(), off.value(), stopped_error(*st.ctx, ev.id.str(), st.p, off, *what));
-    return {};
-  }
-  c.seq = ev.seq;
-  c.last = off;
-  ++c.since_snapshot;
-  auto& t = st.tracks[ev.id.str()];
-  if (t.uncovered < 0)
-    set_uncovered(st, ev.id.str(), off.value());
-  t.last = off.value();
-  return {};
-}
-
-// Replays the journal from `from` in chunks. The next chunk is requested before the current
-// one is applied, so that the I/O actor reads while this actor applies (two cores busy).
-void replay(self_ptr self, offset from);
-
-void on_chunk(self_ptr self, read_result& r) {
-  auto& s = self->state;
-  if (s.failure || s.releasing)
-    return;
-  if (r.err)
-    return fail_recovery(self, *r.err);
-  if (!r.chunk.end)
-    replay(self, r.chunk.next);
-  if (s.ctx->cfg.stats)
-    s.ctx->cfg.stats->events_replayed += r.chunk.events.size();
-  for (std::size_t i = 0; i < r.chunk.events.size(); ++i) {
-    if (auto ok = replay_one(s, r.chunk.events[i], r.chunk.offsets[i]); !ok) {
-      if (s.ctx->cfg.stats)
-        ++s.ctx->cfg.stats->sequence_errors;
-      return fail_recovery(self, ok.error());
-    }
-    s.end = r.chunk.offsets[i].value() + 1;
-  }
-  s.end = std::max(s.end, r.chunk.next.value());
-  if (r.chunk.end)
-    finish_recovery(self);
-}
-
-// The error handler of a recovery step's request: the I/O actor died (the partition stops).
-auto recovery_error(self_ptr self) {
-  return [=](caf::error& err) {
-    if (!self->state.failure)
-      fail_recovery(self, cafes::error{actor_errc::recovery_failed, self->system().render(err)});
-  };
-}
-
-void replay(self_ptr self, offset from) {
-  auto& st = self->state;
-  self->request(st.io, caf::infinite, read_atom::value, from, st.ctx->cfg.replay_chunk)
-    .then([=](read_result& r) { on_chunk(self, r); }, recovery_error(self));
-}
-
-void scan(self_ptr self);
-
-// Taking the partition over: open its writer first (which fences any older owner), so that
-// nothing of an older owner can land after the recovery has read the journal.
-void recover(self_ptr self) {
-  auto& st = self->state;
-  self->request(st.io, caf::infinite, open_atom::value)
-    .then(
-      [=](io_result& r) {
-        if (self->state.releasing)
-          return;
-        if (r.err)
-          return fail_recovery(self, *r.err);
-        scan(self);
-      },
-      recovery_error(self));
-}
-
-// Stores the new owner's epoch (one more than the last owner's) with the checkpoint the
-// recovery starts from, through the freshly opened writer, then replays. A node never writes
-// an event of an epoch it has not stored: epochs grow with every change of owner.
-void claim_epoch(self_ptr self, std::int64_t from, std::uint64_t last_epoch) {
-  auto& st = self->state;
-  const auto epoch = last_epoch + 1;
-  self->request(st.io, caf::infinite, checkpt_atom::value, offset{from}, epoch)
-    .then(
-      [=](checkpoint_result& r) {
-        auto& s = self->state;
-        if (s.releasing)
-          return;
-        if (r.err)
-          return fail_recovery(self, *r.err);
-        s.epoch = epoch;
-        actors_log().debug("partition {}/{}: epoch {}", s.ctx->cfg.journal->topic(), s.p.value(), epoch);
-        replay(self, offset{from});
-      },
-      recovery_error(self));
-}
-
-void scan(self_ptr self) {
-  auto& st = self->state;
-  self->request(st.io, caf::infinite, scan_atom::value)
-    .then(
-      [=](scan_result& r) {
-        auto& s = self->state;
-        if (s.releasing)
-          return;
-        if (r.err)
-          return fail_recovery(self, *r.err);
-        bool fallback = r.corrupt > 0;
-        for (auto& snap : r.snapshots) {
-          auto state = s.ctx->cfg.ops->decode_state(snap.state_type, snap.state_version, snap.state);
-          if (!state) {
-            actors_log().error("snapshot of '{}' in partition {} does not decode ({}); it recovers from the journal",
-                               snap.id.str(), s.p.value(), state.error().to_string());
-            ++r.corrupt;
-            fallback = true;
-            continue;
-          }
-          s.cold[snap.id.str()] = cold_entry{std::move(*state), snap.seq, snap.journal_offset, 0, snap.seq.value()};
-          s.tracks[snap.id.str()].last = snap.journal_offset.value();
-          s.end = std::max(s.end, snap.journal_offset.value() + 1);
-        }
-        if (s.ctx->cfg.stats) {
-          s.ctx->cfg.stats->snapshots_read += r.snapshots.size();
-          s.ctx->cfg.stats->corrupt_snapshots += r.corrupt;
-        }
-        // A corrupt snapshot means the checkpoint cannot be trusted for its aggregate: replay
-        // the partition from its start (logged above and counted), never lose events.
-        std::int64_t from = 0;
-        if (r.mark && !fallback)
-          from = r.mark->checkpoint.value();
-        s.stored_checkpoint = from;
-        s.bound_checkpoint = from;
-        s.end = std::max(s.end, from);
-        claim_epoch(self, from, r.mark ? r.mark->epoch : 0);
-      },
-      recovery_error(self));
-}
-
 // The last steps of a release: store the checkpoint the snapshots allow, close the writer
 // (finishing its transaction), answer, stop. Failures only make the next owner replay more.
 void finish_release(self_ptr self) {
@@ -590,7 +321,7 @@ void take_back(self_ptr self, passivate_msg& m) {
     st.cold.erase(m.id);
 }
 
-caf::behavior partition_actor(self_ptr self, context_ptr ctx, partition_id p) {
+caf::behavior partition_actor(self_ptr self, context_ptr ctx, partition_id p, bool standby) {
   auto& st = self->state;
   st.ctx = std::move(ctx);
   st.p = p;
@@ -601,7 +332,10 @@ caf::behavior partition_actor(self_ptr self, context_ptr ctx, partition_id p) {
       self->send_exit(l.actor, em.reason);
     self->quit(em.reason);
   });
-  recover(self);
+  if (standby)
+    start_standby(self);
+  else
+    recover(self);
   return {
     [=](command_msg& m) {
       auto& s = self->state;
@@ -707,6 +441,17 @@ caf::behavior partition_actor(self_ptr self, context_ptr ctx, partition_id p) {
         release_snapshots(self);
       return s.release;
     },
+    [=](read_atom) { // a standby's next tail read
+      auto& s = self->state;
+      if (!s.standby || !s.tail_idle || s.promote_pending)
+        return;
+      s.tail_idle = false;
+      replay(self, offset{s.end});
+    },
+    [=](promote_atom) {
+      promote(self);
+      return true;
+    },
     [=](owned_atom) {
       auto& s = self->state;
       return owned_partition{s.p.value(), s.epoch, s.ready};
@@ -791,10 +536,12 @@ caf::behavior partition_actor(self_ptr self, context_ptr ctx, partition_id p) {
   };
 }
 
-} // namespace
+} // namespace cafes::detail::part
 
-caf::actor spawn_partition(caf::actor_system& sys, context_ptr ctx, partition_id p) {
-  return sys.spawn(partition_actor, std::move(ctx), p);
+namespace cafes::detail {
+
+caf::actor spawn_partition(caf::actor_system& sys, context_ptr ctx, partition_id p, bool standby) {
+  return sys.spawn(part::partition_actor, std::move(ctx), p, standby);
 }
 
 } // namespace cafes::detail

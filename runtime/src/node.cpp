@@ -86,8 +86,10 @@ struct node::impl {
     std::shared_ptr<const hosted> h;
     std::shared_ptr<journal> j;
     std::shared_ptr<snapshot_store> s;
+    std::int32_t standby_replicas = 0;
   };
   std::map<std::string, type_entry, std::less<>> types;
+  std::mutex types_mtx; // guards adding a type against place_standbys
   // Cluster mode: the node's membership in its namespace's group, and the type of each
   // subscribed events topic (read by the member's thread).
   std::unique_ptr<group_member> group;
@@ -282,6 +284,11 @@ expected<void> node::host_impl(std::shared_ptr<const aggregate_ops> ops, host_op
     return cafes::error{errc::invalid_argument, "an aggregate type needs at least one partition"};
   if (opts.replication <= 0)
     return cafes::error{errc::invalid_argument, "the replication factor must be at least 1"};
+  if (opts.standby_replicas < 0 || opts.standby_replicas > 16)
+    return cafes::error{errc::invalid_argument, "standby_replicas must be 0 to 16"};
+  if (opts.standby_replicas > 0 && !d.routing)
+    return cafes::error{errc::invalid_argument, "standby replicas need routing (cluster mode or --routing): "
+                                                "a node learns who owns what from the directory"};
   if (opts.min_insync_replicas < 0 || opts.min_insync_replicas > opts.replication)
     return cafes::error{errc::invalid_argument, "min.insync.replicas must be 1 to the replication factor (" +
                                                     std::to_string(opts.replication) + ")"};
@@ -338,9 +345,17 @@ expected<void> node::host_impl(std::shared_ptr<const aggregate_ops> ops, host_op
   if (d.routing)
     hc.forwarder = d.routing->forwarder();
   auto h = std::make_shared<const hosted>(spawn_host(*d.sys, std::move(hc)));
-  d.types.emplace(name, impl::type_entry{h, j, s});
-  if (d.routing)
+  {
+    std::lock_guard guard{d.types_mtx}; // place_standbys reads the types on the directory's thread
+    d.types.emplace(name, impl::type_entry{h, j, s, opts.standby_replicas});
+  }
+  if (d.routing) {
     d.routing->add_type(*h);
+    if (opts.standby_replicas > 0) {
+      d.routing->on_directory_change([this] { place_standbys(); });
+      place_standbys();
+    }
+  }
   if (d.cfg.cluster)
     if (auto ok = share(names.events, name); !ok)
       return ok;
@@ -510,6 +525,68 @@ expected<std::vector<owned_partition>> node::owned(std::string_view type) {
   if (r)
     std::sort(r->begin(), r->end(), [](auto& a, auto& b) { return a.partition < b.partition; });
   return r;
+}
+
+namespace {
+
+// A stable hash (FNV-1a), the same on every node: where a standby goes must not depend on
+// the standard library's hash.
+std::uint64_t stable_hash(std::string_view s) {
+  std::uint64_t h = 14695981039346656037ull;
+  for (unsigned char c : s)
+    h = (h ^ c) * 1099511628211ull;
+  return h;
+}
+
+} // namespace
+
+void node::place_standbys() {
+  // Rendezvous hashing: for each partition, the nodes other than its owner are ranked by a
+  // hash of (node, type, partition); the first standby_replicas of them keep it warm. Every
+  // node ranks alike from the same directory, and a change of nodes moves few standbys.
+  auto& d = *impl_;
+  if (!d.routing || d.stopped)
+    return;
+  std::lock_guard guard{d.types_mtx};
+  const auto nodes = d.routing->owning_nodes();
+  for (auto& [name, t] : d.types) {
+    if (t.standby_replicas <= 0)
+      continue;
+    for (std::int32_t p = 0; p < t.h->partition_count; ++p) {
+      auto owner = d.routing->owner_name(name, p);
+      bool want = false;
+      if (owner && *owner != d.cfg.node_name) {
+        std::vector<std::pair<std::uint64_t, std::string>> ranked;
+        for (auto& n : nodes)
+          if (n != *owner)
+            ranked.emplace_back(stable_hash(n + '\0' + name + '\0' + std::to_string(p)), n);
+        std::sort(ranked.begin(), ranked.end(), std::greater<>{});
+        for (std::size_t i = 0; i < ranked.size() && i < static_cast<std::size_t>(t.standby_replicas); ++i)
+          want = want || ranked[i].second == d.cfg.node_name;
+      }
+      caf::anon_send(t.h->owner, standby_atom::value, p, want); // ignored for an owned partition
+    }
+  }
+}
+
+expected<void> node::standby(std::string_view type, std::int32_t p, bool on) {
+  auto owner = router_of(type);
+  if (!owner)
+    return std::move(owner).error();
+  if (p < 0 || p >= impl_->types.find(type)->second.h->partition_count)
+    return cafes::error{errc::invalid_argument, "aggregate type '" + std::string{type} + "' has no partition " +
+                                                    std::to_string(p)};
+  auto r = ask_owner<bool>(*impl_->sys, *owner, impl_->cfg.request_timeout, standby_atom::value, p, on);
+  if (!r)
+    return std::move(r).error();
+  return {};
+}
+
+expected<std::vector<std::int32_t>> node::standbys(std::string_view type) {
+  auto owner = router_of(type);
+  if (!owner)
+    return std::move(owner).error();
+  return ask_owner<std::vector<std::int32_t>>(*impl_->sys, *owner, impl_->cfg.request_timeout, standby_atom::value);
 }
 
 expected<void> node::wait_ready(std::chrono::milliseconds timeout) {

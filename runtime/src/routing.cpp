@@ -78,6 +78,25 @@ class directory_view {
     }
   }
 
+  /// Returns the nodes that own at least one partition (a node that died keeps its entry
+  /// until it is removed, but loses its claims to the nodes that took its partitions over).
+  std::set<std::string> owning_nodes() const {
+    std::lock_guard guard{mtx_};
+    std::set<std::string> out;
+    for (auto& [key, c] : claims_)
+      out.insert(c.node);
+    return out;
+  }
+
+  /// Returns the node that owns partition p of `type`, if any.
+  std::optional<std::string> owner_name(const std::string& type, std::int32_t p) const {
+    std::lock_guard guard{mtx_};
+    auto i = claims_.find({type, p});
+    if (i == claims_.end())
+      return std::nullopt;
+    return i->second.node;
+  }
+
   /// Returns the gateway of the node that owns partition p of `type`, if any.
   std::optional<endpoint> owner(const std::string& type, std::int32_t p) const {
     std::lock_guard guard{mtx_};
@@ -435,6 +454,9 @@ struct routing::impl {
   caf::actor_system* sys = nullptr;
   routing_settings s;
   std::shared_ptr<directory_view> dir = std::make_shared<directory_view>();
+  // Called after each directory record (on the tail's thread).
+  std::shared_ptr<std::mutex> listener_mtx = std::make_shared<std::mutex>();
+  std::shared_ptr<std::function<void()>> listener = std::make_shared<std::function<void()>>();
   std::shared_ptr<routing_counters> counters = std::make_shared<routing_counters>();
   std::unique_ptr<table_topic> table;
   caf::actor gateway;
@@ -472,8 +494,12 @@ expected<std::unique_ptr<routing>> routing::start(caf::actor_system& sys, const 
   auto dir = d->dir;
   auto kc = kafka;
   kc.client_id += "-directory";
-  auto table = table_topic::open(kc, topic, [dir](const std::string& key, const std::optional<std::string>& value) {
+  auto table = table_topic::open(kc, topic, [dir, lm = d->listener_mtx, l = d->listener](
+                                                const std::string& key, const std::optional<std::string>& value) {
     dir->apply(key, value);
+    std::lock_guard guard{*lm};
+    if (*l)
+      (*l)();
   });
   if (!table)
     return std::move(table).error();
@@ -515,6 +541,17 @@ expected<std::unique_ptr<routing>> routing::start(caf::actor_system& sys, const 
 caf::actor routing::forwarder() const { return impl_->forwarder; }
 
 const routing_counters& routing::counters() const noexcept { return *impl_->counters; }
+
+void routing::on_directory_change(std::function<void()> f) {
+  std::lock_guard guard{*impl_->listener_mtx};
+  *impl_->listener = std::move(f);
+}
+
+std::optional<std::string> routing::owner_name(const std::string& type, std::int32_t p) const {
+  return impl_->dir->owner_name(type, p);
+}
+
+std::set<std::string> routing::owning_nodes() const { return impl_->dir->owning_nodes(); }
 
 std::uint16_t routing::port() const noexcept { return impl_->port; }
 
@@ -568,6 +605,7 @@ void routing::publish() {
 
 void routing::stop() {
   auto& d = *impl_;
+  on_directory_change(nullptr);
   {
     std::lock_guard g{d.refresh_mtx};
     d.stopping = true;

@@ -4,7 +4,10 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <optional>
+#include <set>
 #include <string>
 
 #include <caf/all.hpp>
@@ -66,6 +69,16 @@ class routing {
   /// ownership. Failures are logged: the entry is written again at the next change, and a
   /// stale entry costs retries, never a wrong answer.
   void publish();
+
+  /// Calls `f` after each record of the directory that this node reads (on the directory's
+  /// thread: it must not block); null stops the calls.
+  void on_directory_change(std::function<void()> f);
+
+  /// Returns the node that owns partition p of `type` as the directory says, if any.
+  std::optional<std::string> owner_name(const std::string& type, std::int32_t p) const;
+
+  /// Returns the nodes that own at least one partition as the directory says.
+  std::set<std::string> owning_nodes() const;
 
   /// Removes the node's entry and stops the actors (before the actor system stops).
   void stop();

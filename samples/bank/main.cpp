@@ -51,6 +51,9 @@ int main(int argc, char** argv) {
   node_cmd->add_option("--partitions", server.partitions, "partitions per aggregate type")->check(CLI::Range(1, 1000));
   node_cmd->add_option("--snapshot-every", server.snapshot_every, "snapshot an aggregate every N events");
   node_cmd->add_option("--max-replay", server.max_replay, "bound on the events one partition replays to recover");
+  node_cmd->add_option("--standby-replicas", server.standby_replicas,
+                       "nodes that keep each partition warm for a takeover (needs --cluster or --routing)")
+    ->check(CLI::Range(0, 16));
   node_cmd->add_option("--replication", server.replication, "replication factor of the topics it creates")
     ->check(CLI::Range(1, 32767));
   node_cmd->add_option("--min-insync-replicas", server.min_insync_replicas,

@@ -335,15 +335,7 @@ bool is_rejection(const cafes::error& e) {
          e.code == cafes::errc::reserved_aggregate_id;
 }
 
-cafes::expected<void> host_bank(cafes::node& node, std::int32_t partitions, std::uint64_t snapshot_every,
-                                std::uint64_t max_replay, std::int16_t replication,
-                                std::int16_t min_insync_replicas) {
-  cafes::host_options opts;
-  opts.replication = replication;
-  opts.min_insync_replicas = min_insync_replicas;
-  opts.max_replay = max_replay;
-  opts.partitions = partitions;
-  opts.snapshot_every = snapshot_every;
+cafes::expected<void> host_bank(cafes::node& node, const cafes::host_options& opts) {
   if (auto ok = node.host<account>(opts); !ok)
     return ok;
   if (auto ok = node.host<transfer>(opts); !ok)
@@ -351,6 +343,13 @@ cafes::expected<void> host_bank(cafes::node& node, std::int32_t partitions, std:
   if (auto m = transfer_manager(node); !m)
     return std::move(m).error();
   return {};
+}
+
+cafes::expected<void> host_bank(cafes::node& node, std::int32_t partitions, std::uint64_t snapshot_every) {
+  cafes::host_options opts;
+  opts.partitions = partitions;
+  opts.snapshot_every = snapshot_every;
+  return host_bank(node, opts);
 }
 
 void drive_async(cafes::node& node, std::string id, std::optional<start_transfer> start, transfer_callback done) {

@@ -12,10 +12,12 @@
 
 namespace bank {
 
-/// Hosts the bank's aggregate types on `node` and starts its transfer manager.
-cafes::expected<void> host_bank(cafes::node& node, std::int32_t partitions, std::uint64_t snapshot_every,
-                                std::uint64_t max_replay = 10'000, std::int16_t replication = 1,
-                                std::int16_t min_insync_replicas = 0);
+/// Hosts the bank's aggregate types on `node`, both with `opts`, and starts its transfer
+/// manager.
+cafes::expected<void> host_bank(cafes::node& node, const cafes::host_options& opts);
+
+/// The same with the default options but these two.
+cafes::expected<void> host_bank(cafes::node& node, std::int32_t partitions, std::uint64_t snapshot_every);
 
 /// Receives a transfer's state once it is final (completed, compensated or rejected), or the
 /// error that stopped it. Called once, on an actor thread: it must not block.

@@ -288,6 +288,10 @@ struct http_interface::impl {
         for (auto& p : *o)
           owned.push_back({{"partition", p.partition}, {"epoch", p.epoch}, {"ready", p.ready}});
       j[name]["owned"] = std::move(owned);
+      // The partitions it keeps warm for a takeover (hot standby), and what that saved.
+      j[name]["standby"] = node.standbys(name).value_or(std::vector<std::int32_t>{});
+      j[name]["standby_events"] = s->standby_events.load();
+      j[name]["promotions"] = s->promotions.load();
     }
     if (auto m = transfer_manager_stats(node))
       j["transfer_manager"] = {{"drives", m->drives}, {"joined", m->joined}, {"running", m->running}};
@@ -372,7 +376,14 @@ int run_server(const cafes::node_config& cfg, const server_options& o) {
     return 2;
   }
   auto& node = **started;
-  if (auto ok = host_bank(node, o.partitions, o.snapshot_every, o.max_replay, o.replication, o.min_insync_replicas); !ok) {
+  cafes::host_options host;
+  host.partitions = o.partitions;
+  host.snapshot_every = o.snapshot_every;
+  host.max_replay = o.max_replay;
+  host.replication = o.replication;
+  host.min_insync_replicas = o.min_insync_replicas;
+  host.standby_replicas = o.standby_replicas;
+  if (auto ok = host_bank(node, host); !ok) {
     std::fprintf(stderr, "bank node: %s\n", ok.error().to_string().c_str());
     return 2;
   }

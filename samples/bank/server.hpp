@@ -33,6 +33,7 @@ struct server_options {
   std::uint64_t max_replay = 10'000;
   std::int16_t replication = 1;
   std::int16_t min_insync_replicas = 0; ///< 0: the broker's default
+  std::int32_t standby_replicas = 0;    ///< hot standbys per partition (needs routing)
   http_limits http{};
 };
 

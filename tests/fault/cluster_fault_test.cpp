@@ -34,11 +34,38 @@ void check_outcome(const bank_cluster& c, const deposit_load& load, const std::v
 
 } // namespace
 
-TEST_CASE("cluster: a node killed with SIGKILL under load loses its partitions to the others, and every "
-          "acknowledged deposit is in the journal once",
-          "[cluster][broker][fault]") {
-  bank_cluster c{"kill", partitions, session, 3};
+/// Takeovers that started from a hot standby, summed over the nodes in `among`.
+std::uint64_t promotions(const bank_cluster& c, const std::vector<int>& among) {
+  std::uint64_t n = 0;
+  for (int i : among)
+    if (auto j = c.nodes[static_cast<std::size_t>(i)]->stats(); j.is_object())
+      for (auto type : {"account", "transfer"})
+        n += j[type]["promotions"].get<std::uint64_t>();
+  return n;
+}
+
+TEST_CASE("cluster: a node killed with SIGKILL under load loses its partitions to the others, which take "
+          "them over from their hot standbys, and every acknowledged deposit is in the journal once",
+          "[cluster][broker][fault][standby]") {
+  // Two standbys of each partition on three nodes: whichever node takes a partition of the
+  // dead one over has kept it warm.
+  bank_cluster c{"kill", partitions, session, 3, 2};
   REQUIRE(eventually_every([&] { return c.settled({0, 1, 2}); }, std::chrono::seconds{60}, poll_every));
+  // Each node keeps warm every partition it does not own (placed from the directory).
+  REQUIRE(eventually_every(
+    [&] {
+      for (int i : {0, 1, 2}) {
+        auto j = c.nodes[static_cast<std::size_t>(i)]->stats();
+        if (!j.is_object())
+          return false;
+        for (auto type : {"account", "transfer"})
+          if (j[type]["standby"].size() + j[type]["owned"].size() != static_cast<std::size_t>(partitions))
+            return false;
+      }
+      return true;
+    },
+    std::chrono::seconds{60}, poll_every));
+  const auto promoted_before = promotions(c, {0, 2});
   auto ids = open_accounts(c, {0, 1, 2}, 12);
   deposit_load load{c, ids, 3};
   load.set_live({0, 1, 2});
@@ -62,6 +89,10 @@ TEST_CASE("cluster: a node killed with SIGKILL under load loses its partitions t
       CHECK(now[p].front().second > epoch); // the new owner claimed a later epoch
     }
   }
+  std::size_t moved = 0;
+  for (auto& [type, parts] : victims)
+    moved += parts.size();
+  CHECK(promotions(c, {0, 2}) - promoted_before == moved); // every takeover started warm
   const auto at_kill = load.acked_count();
   REQUIRE(eventually_every([&] { return load.acked_count() >= at_kill + 150; }, std::chrono::seconds{60}, poll_every));
   load.stop();

@@ -34,13 +34,14 @@ namespace cafes::test {
 class bank_process {
  public:
   bank_process(const std::string& ns, const std::string& name, std::int32_t partitions,
-               std::chrono::milliseconds session_timeout, const std::string& log)
+               std::chrono::milliseconds session_timeout, const std::string& log, int standby = 0)
     : name_(name) {
     proc_ = std::make_unique<child>(
       std::vector<std::string>{CAFES_BANK_BINARY, "node", "--bootstrap", bootstrap(), "--namespace", ns,
                                "--node-name", name, "--mode", "transactional", "--cluster", "--session-timeout-ms",
                                std::to_string(session_timeout.count()), "--partitions", std::to_string(partitions),
-                               "--snapshot-every", "50", "--port", "0", "--log-level", "info"},
+                               "--snapshot-every", "50", "--standby-replicas", std::to_string(standby), "--port", "0",
+                               "--log-level", "info"},
       log);
     auto port = proc_->wait_for(std::regex{"listening on 127\\.0\\.0\\.1:([0-9]+)"}, scaled(std::chrono::seconds{90}));
     REQUIRE(port);
@@ -63,17 +64,24 @@ class bank_process {
     return {res->status, nlohmann::json::parse(res->body, nullptr, false)};
   }
 
-  /// Returns (partition -> epoch) of the ready partitions this node owns, per type; empty
-  /// when the node does not answer.
-  std::map<std::string, std::map<std::int32_t, std::uint64_t>> owned() const {
+  /// Returns the node's /stats, or null when it does not answer.
+  nlohmann::json stats() const {
     httplib::Client c{"127.0.0.1", port_};
     c.set_read_timeout(scaled(std::chrono::seconds{2}));
     c.set_connection_timeout(scaled(std::chrono::seconds{1}));
-    std::map<std::string, std::map<std::int32_t, std::uint64_t>> out;
     auto res = c.Get("/stats");
     if (!res || res->status != 200)
+      return nullptr;
+    return nlohmann::json::parse(res->body, nullptr, false);
+  }
+
+  /// Returns (partition -> epoch) of the ready partitions this node owns, per type; empty
+  /// when the node does not answer.
+  std::map<std::string, std::map<std::int32_t, std::uint64_t>> owned() const {
+    std::map<std::string, std::map<std::int32_t, std::uint64_t>> out;
+    auto j = stats();
+    if (!j.is_object())
       return out;
-    auto j = nlohmann::json::parse(res->body, nullptr, false);
     for (auto type : {"account", "transfer"})
       if (j.contains(type))
         for (auto& o : j[type]["owned"])
@@ -97,9 +105,12 @@ struct bank_cluster {
   /// Fixed slots (never reallocated while a load reads them); null: not started or killed.
   std::array<std::unique_ptr<bank_process>, 8> nodes;
 
-  bank_cluster(const std::string& what, std::int32_t parts, std::chrono::milliseconds session, int count)
+  int standby = 0; ///< hot standby replicas of each partition (--standby-replicas)
+
+  bank_cluster(const std::string& what, std::int32_t parts, std::chrono::milliseconds session, int count,
+               int standby_replicas = 0)
     : ns(unique_ns(what)), partitions(parts), session_timeout(session),
-      log((std::filesystem::temp_directory_path() / (ns + ".log")).string()) {
+      log((std::filesystem::temp_directory_path() / (ns + ".log")).string()), standby(standby_replicas) {
     for (int i = 0; i < count; ++i)
       start(i);
   }
@@ -108,7 +119,7 @@ struct bank_cluster {
   /// fresh slot under its old name, so that no slot a load may read is ever replaced).
   void start(int i, std::string name = {}) {
     nodes.at(static_cast<std::size_t>(i)) = std::make_unique<bank_process>(
-      ns, name.empty() ? "node-" + std::to_string(i) : name, partitions, session_timeout, log);
+      ns, name.empty() ? "node-" + std::to_string(i) : name, partitions, session_timeout, log, standby);
   }
 
   /// Owners of each partition of `type` among the nodes in `among`: partition -> (node, epoch).

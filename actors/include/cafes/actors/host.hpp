@@ -42,6 +42,8 @@ struct host_config {
   std::chrono::milliseconds idle_timeout{60'000}; ///< passivate aggregates idle this long
   std::size_t max_resident = 100'000;          ///< live aggregate actors per partition
   std::size_t max_stash = 1000;                ///< commands waiting per aggregate or recovering partition
+  /// How often a hot standby reads the journal of the partition it keeps warm.
+  std::chrono::milliseconds standby_poll{200};
   /// Single-node mode: the node owns every partition from the start. Otherwise it owns none
   /// until assigned (assign_atom to the owner actor).
   bool assign_all = true;

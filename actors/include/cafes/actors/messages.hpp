@@ -141,6 +141,12 @@ struct scan_result {
   std::uint64_t corrupt = 0;
 };
 
+/// The stored checkpoint and epoch of a partition (mark_atom), if any.
+struct mark_result {
+  std::optional<cafes::error> err;
+  std::optional<partition_mark> mark;
+};
+
 /// One partition this node owns, as the owner actor reports it (owned_atom).
 struct owned_partition {
   std::int32_t partition = 0;
@@ -194,10 +200,17 @@ using owned_atom = caf::atom_constant<caf::atom("owned")>;
 using release_atom = caf::atom_constant<caf::atom("release")>;
 using open_atom = caf::atom_constant<caf::atom("open")>;
 using close_atom = caf::atom_constant<caf::atom("close")>;
+/// To the I/O actor: read the partition's stored mark. To the owner actor: `standby_atom, p,
+/// on` starts or stops a hot standby of partition p; `standby_atom` alone lists them.
+using mark_atom = caf::atom_constant<caf::atom("mark")>;
+using standby_atom = caf::atom_constant<caf::atom("standby")>;
+/// To a standby partition actor: take the partition over.
+using promote_atom = caf::atom_constant<caf::atom("promote")>;
 
 } // namespace cafes
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cafes::command_msg)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cafes::mark_result)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cafes::command_reply)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cafes::forward_msg)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cafes::persist_req)

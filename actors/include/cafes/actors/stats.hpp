@@ -24,6 +24,9 @@ struct host_stats {
   std::atomic<std::uint64_t> partitions_failed{0};   ///< owned and stopped by corruption or Kafka errors now
   std::atomic<std::uint64_t> assignments{0};         ///< partitions taken over (epoch bumps)
   std::atomic<std::uint64_t> revocations{0};         ///< partitions released
+  std::atomic<std::uint64_t> standbys{0};            ///< partitions this node keeps warm for a takeover now
+  std::atomic<std::uint64_t> standby_events{0};      ///< journal events the standbys applied
+  std::atomic<std::uint64_t> promotions{0};          ///< takeovers that started from a standby
   std::atomic<std::uint64_t> commands{0};
   std::atomic<std::uint64_t> rejections{0};
   std::atomic<std::uint64_t> events_persisted{0};

@@ -110,6 +110,11 @@ struct host_options {
   /// Own every partition from the start (single-node mode). false: the node owns none until
   /// assign() gives it some (the seam the cluster's rebalances drive).
   bool assign_all = true;
+  /// Hot standby replicas (docs/cluster.md): with routing on, this node keeps warm the
+  /// partitions of this type it is among the next `standby_replicas` nodes in line for, by
+  /// tailing their snapshots and journal, so that taking one over replays only the events it
+  /// has not read yet. 0: none. It costs the memory of the partitions' states.
+  std::int32_t standby_replicas = 0;
   /// Storage to use instead of the node's (tests inject counting or faulty journals here).
   std::shared_ptr<cafes::journal> journal{};
   std::shared_ptr<cafes::snapshot_store> snapshots{};
@@ -197,6 +202,15 @@ class node {
   /// Returns the partitions of `type` this node owns, with their epochs.
   expected<std::vector<owned_partition>> owned(std::string_view type);
 
+  /// Starts (or with `on` false stops) a hot standby of partition `p` of `type`, which this
+  /// node does not own: it reads the partition's snapshots and tails its journal, so that an
+  /// assign() later replays only what it has not read. Ignored for an owned partition.
+  /// host_options::standby_replicas places standbys by itself; this is the seam under it.
+  expected<void> standby(std::string_view type, std::int32_t p, bool on = true);
+
+  /// Returns the partitions of `type` this node keeps a hot standby of.
+  expected<std::vector<std::int32_t>> standbys(std::string_view type);
+
   /// Calls `f` after each change of this node's ownership (assign or revoke, by hand or by
   /// the group), with the type, the partition and whether the node now owns it. It runs on
   /// the thread that changed ownership and must not block (the group waits for it). The bank
@@ -236,6 +250,7 @@ class node {
   void send_command(std::string_view type, command_msg m, std::function<void(command_reply)> done);
   expected<caf::actor> router_of(std::string_view type) const;
   expected<void> change_ownership(std::string_view type, std::int32_t p, bool take);
+  void place_standbys();
   expected<void> share(const std::string& topic, const std::string& type);
   void follow_group(const std::vector<topic_partition>& parts, bool take);
   expected<std::vector<std::string>> query_impl(std::string_view type, std::function<bool(const std::any&)> pred);
