@@ -16,12 +16,17 @@ struct bumped {
   MSGPACK_DEFINE_MAP(data);
 };
 
+// Commands and replies have codecs, so that a node can forward them (the routed benchmark).
 struct bump {
+  static constexpr std::string_view type_name = "bench.bump";
   std::string data;
+  MSGPACK_DEFINE_MAP(data);
 };
 
 /// Reads the counter: activates the aggregate without writing an event.
-struct touch {};
+struct touch {
+  static constexpr std::string_view type_name = "bench.touch";
+};
 
 template <bool Pipelined>
 struct basic_counter {

@@ -1,8 +1,9 @@
-// cafes_bench: persist, recovery, memory, hot-aggregate and embedded benchmarks, each beside
-// its raw-librdkafka baseline measured in the same run.
+// cafes_bench: persist, recovery, memory, hot-aggregate, embedded, hand-off and routing
+// benchmarks, each beside its baseline (raw librdkafka, or local commands) measured in the same run.
 #include <fstream>
 #include <future>
 #include <random>
+#include <set>
 #include <thread>
 
 #include <CLI/CLI.hpp>
@@ -10,6 +11,7 @@
 
 #include "bench_model.hpp"
 #include "cafes/persistence/kafka_journal.hpp"
+#include "cafes/persistence/partitioner.hpp"
 #include "cafes/persistence/snapshot_store.hpp"
 #include "cafes/persistence/topics.hpp"
 #include "cafes/runtime/node.hpp"
@@ -29,15 +31,26 @@ struct options {
   std::size_t in_flight = 4;
   std::vector<int> aggregates, concurrency;
   std::string modes = "both";
+  int repeat = 3;
 };
 
 std::string unique_ns(const char* what) {
   return std::string{"bench-"} + what + "-" + std::to_string(std::random_device{}() % 1000000);
 }
 
-/// Drives `k` closed-loop clients against aggregate type A for a while; returns the figures.
-template <class A>
-loop_result cafes_loop(cafes::node& n, int aggregates, int k, double seconds, double warmup) {
+/// Returns agg-0 .. agg-(count-1).
+std::vector<std::string> agg_ids(int count) {
+  std::vector<std::string> ids;
+  for (int i = 0; i < count; ++i)
+    ids.push_back("agg-" + std::to_string(i));
+  return ids;
+}
+
+/// Drives `k` closed-loop clients sending `c` to aggregates of type A picked from `ids` for a
+/// while; returns the figures.
+template <class A, class C = bump>
+loop_result cafes_loop(cafes::node& n, std::vector<std::string> ids, int k, double seconds, double warmup,
+                       C command = bump{payload()}) {
   struct shared {
     std::mutex mtx;
     std::vector<double> lat;
@@ -51,22 +64,25 @@ loop_result cafes_loop(cafes::node& n, int aggregates, int k, double seconds, do
   auto t0 = clock_type::now();
   auto measure_from = t0 + std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(warmup));
   auto end = measure_from + std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(seconds));
-  auto data = payload();
+  auto pool = std::make_shared<const std::vector<std::string>>(std::move(ids));
   sh->running = k;
   for (int c = 0; c < k; ++c) {
     n.system().spawn([=](caf::event_based_actor* self) {
       auto rng = std::make_shared<std::mt19937>(static_cast<unsigned>(c) * 7919u + 1);
       auto lat = std::make_shared<std::vector<double>>();
       auto count = std::make_shared<std::uint64_t>(0);
+      auto errors = std::make_shared<std::uint64_t>(0);
       auto issue = std::make_shared<std::function<void()>>();
       *issue = [=] {
         auto started = clock_type::now();
-        auto id = "agg-" + std::to_string((*rng)() % static_cast<unsigned>(aggregates));
-        self->request(router, std::chrono::seconds{60}, cafes::make_command<A>(id, bump{data}))
+        const auto& id = (*pool)[(*rng)() % pool->size()];
+        self->request(router, std::chrono::seconds{60}, cafes::make_command<A>(id, command))
           .then(
             [=](cafes::command_reply& r) {
               auto now = clock_type::now();
-              if (!r.err && now >= measure_from) {
+              if (r.err)
+                ++*errors;
+              else if (now >= measure_from) {
                 lat->push_back(std::chrono::duration<double, std::milli>(now - started).count());
                 ++*count;
               }
@@ -75,6 +91,7 @@ loop_result cafes_loop(cafes::node& n, int aggregates, int k, double seconds, do
               std::lock_guard guard{sh->mtx};
               sh->lat.insert(sh->lat.end(), lat->begin(), lat->end());
               sh->done += *count;
+              sh->errors += *errors;
               if (--sh->running == 0)
                 sh->finished.set_value();
               self->quit();
@@ -94,20 +111,38 @@ loop_result cafes_loop(cafes::node& n, int aggregates, int k, double seconds, do
   loop_result r;
   r.ops_per_s = static_cast<double>(sh->done) / seconds;
   r.latencies_ms = std::move(sh->lat);
+  r.errors = sh->errors;
   return r;
+}
+
+cafes::node_config config_of(const std::string& bootstrap, const std::string& ns, cafes::journal_mode mode) {
+  cafes::node_config c;
+  c.bootstrap = bootstrap;
+  c.ns = ns;
+  c.mode = mode;
+  c.log_level = "warn";
+  c.command_timeout = std::chrono::seconds{60};
+  return c;
 }
 
 std::unique_ptr<cafes::node> start_node(const std::string& bootstrap, const std::string& ns,
                                         cafes::journal_mode mode = cafes::journal_mode::idempotent,
                                         cafes::storage_kind storage = cafes::storage_kind::kafka) {
-  cafes::node_config c;
-  c.bootstrap = bootstrap;
-  c.ns = ns;
-  c.mode = mode;
+  auto c = config_of(bootstrap, ns, mode);
   c.storage = storage;
-  c.log_level = "warn";
-  c.command_timeout = std::chrono::seconds{60};
   return cafes::node::start(c).value();
+}
+
+/// Starts node `name` of a namespace that several nodes share and hosts counter on it, on the
+/// transactional journal: the one cluster mode needs, and the ownership seam it drives.
+std::unique_ptr<cafes::node> start_peer(const options& o, const std::string& ns, const char* name, bool cluster,
+                                        const cafes::host_options& h) {
+  auto c = config_of(o.bootstrap, ns, cafes::journal_mode::transactional);
+  c.node_name = name;
+  c.cluster = cluster;
+  auto n = cafes::node::start(c).value();
+  n->host<counter>(h).value();
+  return n;
 }
 
 std::vector<cafes::record> records_for(const std::string& topic, std::int32_t partitions, int aggregates) {
@@ -150,7 +185,7 @@ void persist(const options& o) {
     n->host<counter>(h).value();
     n->wait_ready(std::chrono::seconds{60}).value();
     if (mode == cafes::journal_mode::transactional)
-      cafes_loop<counter>(*n, 1000, 64, 0.1, o.smoke ? 1.0 : 5.0); // first commits (~1 s each) out of the way
+      cafes_loop<counter>(*n, agg_ids(1000), 64, 0.1, o.smoke ? 1.0 : 5.0); // first commits (~1 s each) out of the way
     auto topic = cafes::topic_names::of(ns, "counter").events;
     for (int a : aggs)
       for (int k : ks) {
@@ -159,7 +194,7 @@ void persist(const options& o) {
         if (mode == cafes::journal_mode::transactional && k != 64 && k != 16)
           continue; // transactions: the two most telling points, to keep the run short
         auto recs = records_for(topic, 12, a);
-        auto ours = cafes_loop<counter>(*n, a, k, o.seconds, o.warmup);
+        auto ours = cafes_loop<counter>(*n, agg_ids(a), k, o.seconds, o.warmup);
         auto raw = mode == cafes::journal_mode::idempotent
                      ? raw_idempotent(o.bootstrap, recs, k, o.seconds, o.warmup)
                      : raw_transactional(o.bootstrap, recs, k, o.seconds, ns + ".raw-tx");
@@ -295,8 +330,8 @@ void hot(const options& o) {
   const int k = 64;
   auto recs = records_for(cafes::topic_names::of(ns, "counter").events, 1, 1);
   auto raw = raw_idempotent(o.bootstrap, recs, k, o.seconds, o.warmup);
-  auto stash = cafes_loop<counter>(*n, 1, k, o.seconds, o.warmup);
-  auto pipe = cafes_loop<pcounter>(*n, 1, k, o.seconds, o.warmup);
+  auto stash = cafes_loop<counter>(*n, agg_ids(1), k, o.seconds, o.warmup);
+  auto pipe = cafes_loop<pcounter>(*n, agg_ids(1), k, o.seconds, o.warmup);
   report("hot", "commands/s stashing", stash.ops_per_s, "cmd/s", raw.ops_per_s, {{"aggregates", 1}, {"concurrency", k}});
   report("hot", "commands/s pipelined", pipe.ops_per_s, "cmd/s", raw.ops_per_s, {{"aggregates", 1}, {"concurrency", k}});
 }
@@ -307,12 +342,12 @@ void embedded(const options& o) {
   auto real = start_node(o.bootstrap, unique_ns("real"));
   real->host<counter>({.partitions = 12}).value();
   real->wait_ready(std::chrono::seconds{60}).value();
-  auto on_real = cafes_loop<counter>(*real, a, k, o.seconds, o.warmup);
+  auto on_real = cafes_loop<counter>(*real, agg_ids(a), k, o.seconds, o.warmup);
   real.reset();
   auto emb = start_node("", unique_ns("emb"));
   emb->host<counter>({.partitions = 12}).value();
   emb->wait_ready(std::chrono::seconds{60}).value();
-  auto on_emb = cafes_loop<counter>(*emb, a, k, o.seconds, o.warmup);
+  auto on_emb = cafes_loop<counter>(*emb, agg_ids(a), k, o.seconds, o.warmup);
   report("embedded", "events/s embedded", on_emb.ops_per_s, "events/s", on_real.ops_per_s,
          {{"aggregates", a}, {"concurrency", k}, {"baseline", "cafes on the real broker"}});
 }
@@ -339,24 +374,12 @@ void settle_standby(cafes::node& n) {
 void handoff(const options& o) {
   const int aggregates = o.smoke ? 500 : 10'000;
   auto ns = unique_ns("handoff");
-  auto make = [&](const char* name) {
-    cafes::node_config c;
-    c.bootstrap = o.bootstrap;
-    c.ns = ns;
-    c.node_name = name;
-    c.mode = cafes::journal_mode::transactional;
-    c.log_level = "warn";
-    c.command_timeout = std::chrono::seconds{60};
-    auto n = cafes::node::start(c).value();
-    cafes::host_options h;
-    h.partitions = 1;
-    h.assign_all = false;
-    h.idle_timeout = std::chrono::hours{1};
-    n->host<counter>(h).value();
-    return n;
-  };
-  auto a = make("node-a");
-  auto b = make("node-b");
+  cafes::host_options h;
+  h.partitions = 1;
+  h.assign_all = false;
+  h.idle_timeout = std::chrono::hours{1};
+  auto a = start_peer(o, ns, "node-a", false, h);
+  auto b = start_peer(o, ns, "node-b", false, h);
   // Every aggregate resident on node-a with three events (a third of them unsnapshotted).
   a->assign("counter", 0).value();
   a->wait_ready(std::chrono::minutes{2}).value();
@@ -398,7 +421,7 @@ void handoff(const options& o) {
          "s", raw_secs, {{"aggregates", aggregates}, {"detection", "plus the session timeout"}});
 
   // The same two with a hot standby: node-c has kept the partition warm since it started.
-  auto c = make("node-c");
+  auto c = start_peer(o, ns, "node-c", false, h);
   c->standby("counter", 0).value();
   command_all(*a, aggregates, bump{data}); // dirty: the standby tails these
   settle_standby(*c);
@@ -434,6 +457,90 @@ void handoff(const options& o) {
          static_cast<double>(b->stats("counter")->events_replayed.load() - before), "events", 0, with);
 }
 
+// 7. Routed: both nodes in cluster mode on one broker, sharing the partitions. Node A gets
+// every command: those for aggregates of its own partitions it serves itself (the baseline),
+// those of B's it forwards to B's gateway. Throughput with K commands in flight, and the
+// latency of one command at a time, each side measured `repeat` times, alternating.
+void routed(const options& o) {
+  constexpr std::int32_t partitions = 12;
+  const int per_side = o.aggregates.empty() ? 100 : o.aggregates.front();
+  const int k = o.concurrency.empty() ? 16 : o.concurrency.front();
+  const int repeat = o.smoke ? 1 : o.repeat;
+  auto ns = unique_ns("routed");
+  cafes::host_options h;
+  h.partitions = partitions;
+  auto a = start_peer(o, ns, "node-a", true, h);
+  auto b = start_peer(o, ns, "node-b", true, h);
+  a->wait_ready(std::chrono::minutes{2}).value();
+  b->wait_ready(std::chrono::minutes{2}).value();
+  auto serving = [](cafes::node& n) {
+    std::set<std::int32_t> out;
+    const auto owned = n.owned("counter").value();
+    for (auto& p : owned)
+      if (p.ready)
+        out.insert(p.partition);
+    return out;
+  };
+  // Settled: every partition serves on exactly one node, and each node has some.
+  std::set<std::int32_t> on_a, on_b;
+  const auto give_up = clock_type::now() + std::chrono::minutes{2};
+  for (;; std::this_thread::sleep_for(std::chrono::milliseconds{50})) {
+    on_a = serving(*a);
+    on_b = serving(*b);
+    auto all = on_a;
+    all.insert(on_b.begin(), on_b.end());
+    if (!on_a.empty() && !on_b.empty() && all.size() == partitions && on_a.size() + on_b.size() == partitions)
+      break;
+    if (clock_type::now() > give_up)
+      throw std::runtime_error("routed: the two nodes did not share the partitions within 2 minutes");
+  }
+  std::vector<std::string> ids[2]; // local (A's partitions), routed (B's)
+  int scanned = 0;
+  for (; static_cast<int>(ids[0].size() + ids[1].size()) < 2 * per_side; ++scanned) {
+    auto id = "agg-" + std::to_string(scanned);
+    auto& side = ids[on_a.count(cafes::partition_for(id, partitions).value()) ? 0 : 1];
+    if (static_cast<int>(side.size()) < per_side)
+      side.push_back(std::move(id));
+  }
+  // Every partition's first transaction, A's connection to B's gateway and A's view of the
+  // directory out of the way (the forwarder retries until it knows B's partitions).
+  command_all(*a, scanned, bump{payload()});
+  const auto retries = a->routing_counters().retries;
+  const double secs = o.seconds / repeat;
+  auto measure = [&](const char* kind, auto command) {
+    std::vector<double> rate[2], lat[2];
+    for (int r = 0; r < repeat; ++r)
+      for (int i = 0; i < 2; ++i) {
+        const int side = (i + r) % 2;
+        const auto sent = a->routing_counters().forwarded;
+        auto many = cafes_loop<counter>(*a, ids[side], k, secs, o.warmup, command);
+        auto one = cafes_loop<counter>(*a, ids[side], 1, secs, o.warmup, command);
+        const std::string what = std::string{side ? "routed " : "local "} + kind + " commands";
+        if (many.errors + one.errors > 0)
+          throw std::runtime_error("routed: " + what + " failed");
+        if ((a->routing_counters().forwarded > sent) != (side == 1))
+          throw std::runtime_error("routed: " + what + (side ? " were not forwarded" : " were forwarded"));
+        rate[side].push_back(many.ops_per_s);
+        lat[side].insert(lat[side].end(), one.latencies_ms.begin(), one.latencies_ms.end());
+      }
+    nlohmann::json params{{"command", kind},  {"aggregates_per_side", per_side}, {"partitions", partitions},
+                          {"repeat", repeat}, {"seconds", secs},                 {"baseline", "local on node A"}};
+    auto with_k = params;
+    with_k["concurrency"] = k;
+    report("routed", "commands/s routed", quantile(rate[1], 0.5), "cmd/s", quantile(rate[0], 0.5), with_k);
+    params["concurrency"] = 1;
+    // In microseconds: a local read takes a few.
+    auto us = [&](int side, double q) { return 1000 * quantile(lat[side], q); };
+    report("routed", "latency p50 routed", us(1, 0.5), "us", us(0, 0.5), params);
+    report("routed", "latency p99 routed", us(1, 0.99), "us", us(0, 0.99), params);
+  };
+  measure("bump", bump{payload()}); // one event: a transaction
+  measure("touch", touch{});        // a read: no event, so the routing alone
+  // Ownership that moved during the run would have mixed the sides (or retried commands).
+  if (serving(*a) != on_a || a->routing_counters().retries != retries)
+    throw std::runtime_error("routed: the partitions moved during the run");
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -441,14 +548,16 @@ int main(int argc, char** argv) {
   options o;
   std::string only = "all";
   app.add_option("--bootstrap", o.bootstrap, "the real broker")->required();
-  app.add_option("--only", only, "persist, recovery, memory, hot, embedded, handoff or all")
-    ->check(CLI::IsMember({"all", "persist", "recovery", "memory", "hot", "embedded", "handoff"}));
+  app.add_option("--only", only, "persist, recovery, memory, hot, embedded, handoff, routed or all")
+    ->check(CLI::IsMember({"all", "persist", "recovery", "memory", "hot", "embedded", "handoff", "routed"}));
   app.add_flag("--smoke", o.smoke, "seconds-long run of every benchmark (CI)");
-  app.add_option("--seconds", o.seconds, "measured seconds per point");
+  app.add_option("--seconds", o.seconds, "measured seconds per point (routed: over all its repetitions)");
   app.add_option("--plot-data", o.plot_data, "write persist throughput and latency by concurrency here");
   app.add_option("--in-flight", o.in_flight, "journal batches in flight (persist)")->check(CLI::Range(1, 64));
-  app.add_option("--aggregates", o.aggregates, "persist: aggregate counts to measure");
-  app.add_option("--concurrency", o.concurrency, "persist: concurrent commands to measure");
+  app.add_option("--aggregates", o.aggregates, "persist: aggregate counts to measure (routed: the first, per side)");
+  app.add_option("--concurrency", o.concurrency, "persist: concurrent commands to measure (routed: the first)");
+  app.add_option("--repeat", o.repeat, "routed: runs per point, local and routed alternating")
+    ->check(CLI::Range(1, 100));
   std::string modes = "both";
   app.add_option("--modes", modes, "persist: idempotent, transactional or both")
     ->check(CLI::IsMember({"idempotent", "transactional", "both"}));
@@ -473,6 +582,8 @@ int main(int argc, char** argv) {
       embedded(o);
     if (only == "all" || only == "handoff")
       handoff(o);
+    if (only == "all" || only == "routed")
+      routed(o);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "cafes_bench: %s\n", e.what());
     return 1;

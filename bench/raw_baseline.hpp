@@ -21,6 +21,7 @@ using clock_type = std::chrono::steady_clock;
 struct loop_result {
   double ops_per_s = 0;
   std::vector<double> latencies_ms;
+  std::uint64_t errors = 0; ///< replies that were errors (not counted in ops_per_s)
 };
 
 inline std::unique_ptr<RdKafka::Conf> raw_conf(const std::string& bootstrap,

@@ -1,26 +1,31 @@
 #!/usr/bin/env bash
 # Runs every benchmark against a private real broker and writes the results.
 #
-# Usage: bench.sh [--smoke] [--seconds S] [--out DIR]
+# Usage: bench.sh [--smoke] [--seconds S] [--only NAME] [--out DIR]
+#   --only NAME one benchmark (persist, recovery, memory, hot, embedded, handoff, routed)
 #   --out DIR   where results.jsonl, table.txt, persist.dat and the plots go (default build/bench-results)
-# Installs gnuplot (for the plots) if it is missing, like deps.sh does for the rest.
+# Installs gnuplot (for the persist plots) if it is missing, like deps.sh does for the rest.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/.." && pwd)
 out=$root/build/bench-results
 args=()
+only=all
 while (($#)); do
   case $1 in
     --out) out=$2; shift 2 ;;
     --smoke) args+=(--smoke); shift ;;
     --seconds) args+=(--seconds "$2"); shift 2 ;;
+    --only) only=$2; shift 2 ;;
     *) echo "bench: unknown argument $1" >&2; exit 2 ;;
   esac
 done
 
 bash "$here/build.sh"
-if ! command -v gnuplot >/dev/null 2>&1; then
+plots=false
+[[ $only == all || $only == persist ]] && plots=true
+if $plots && ! command -v gnuplot >/dev/null 2>&1; then
   sudo_cmd=(); [[ $(id -u) -eq 0 ]] || sudo_cmd=(sudo)
   "${sudo_cmd[@]}" apt-get update -qq && DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends gnuplot-nox >/dev/null
 fi
@@ -30,9 +35,10 @@ run=$(mktemp -d "${TMPDIR:-/tmp}/cafes-bench.XXXXXX")
 trap 'bash "$here/broker.sh" stop --dir "$run/broker" >/dev/null 2>&1 || true; rm -rf "$run"' EXIT
 CAFES_KAFKA_LIBS=$libs bash "$here/broker.sh" start --dir "$run/broker" >/dev/null
 mkdir -p "$out"
-"$build_dir/bench/cafes_bench" --bootstrap "$(cat "$run/broker/bootstrap")" --plot-data "$out/persist.dat" "${args[@]}" \
+"$build_dir/bench/cafes_bench" --bootstrap "$(cat "$run/broker/bootstrap")" --plot-data "$out/persist.dat" \
+  --only "$only" "${args[@]}" \
   > "$out/results.jsonl" 2> >(grep -v '^\[20\|^%' | tee "$out/table.txt" >&2)
-if [[ -s $out/persist.dat ]]; then
+if $plots && [[ -s $out/persist.dat ]]; then
   gnuplot <<GP
 set terminal pngcairo size 1100,420 font ",10"
 set output "$out/persist.png"
