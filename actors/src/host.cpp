@@ -124,13 +124,14 @@ caf::behavior owner_actor(owner_ptr self, detail::context_ptr ctx, std::vector<c
           self->send_exit(a, em.reason);
     self->quit(em.reason);
   });
-  // A standby that stopped (Kafka errors while it read) is started again a moment later.
+  // A standby that stopped (Kafka errors while it read, a gap in the journal) starts again
+  // after a pause.
   self->set_down_handler([=](caf::down_msg& dm) {
     auto& s = self->state;
     for (std::size_t p = 0; p < s.standbys.size(); ++p)
       if (s.standbys[p] && s.standbys[p].address() == dm.source) {
         take_standby(self, static_cast<std::int32_t>(p));
-        self->delayed_send(self, std::chrono::seconds{1}, standby_atom::value, static_cast<std::int32_t>(p), true);
+        self->delayed_send(self, std::chrono::seconds{5}, standby_atom::value, static_cast<std::int32_t>(p), true);
       }
   });
   return {

@@ -132,20 +132,27 @@ void replay(self_ptr self, offset from) {
 
 void scan(self_ptr self);
 
-// Taking the partition over: open its writer first (which fences any older owner), so that
-// nothing of an older owner can land after the recovery has read the journal.
-void recover(self_ptr self) {
-  auto& st = self->state;
-  self->request(st.io, caf::infinite, open_atom::value)
+// Opens the partition's writer, which fences every older owner (and finishes or aborts its
+// last transaction), so that nothing of an older owner can land after the journal is read;
+// then runs `next`.
+template <class F>
+void open_writer(self_ptr self, F next) {
+  self->request(self->state.io, caf::infinite, open_atom::value)
     .then(
       [=](io_result& r) {
         if (self->state.releasing)
           return;
         if (r.err)
           return fail_recovery(self, *r.err);
-        scan(self);
+        next();
       },
       recovery_error(self));
+}
+
+// Taking the partition over cold: open the writer, read the snapshots and the mark, claim the
+// epoch, replay from the checkpoint.
+void recover(self_ptr self) {
+  open_writer(self, [=] { scan(self); });
 }
 
 // Stores the new owner's epoch (one more than the last owner's) with the checkpoint the
@@ -242,35 +249,27 @@ void promote(self_ptr self) {
   st.tail_idle = false;
   if (st.ctx->cfg.stats)
     ++st.ctx->cfg.stats->promotions;
-  // As a cold takeover: open the writer first (fences the previous owner, whose last
-  // transaction is finished or aborted), read the stored mark, claim the next epoch.
-  self->request(st.io, caf::infinite, open_atom::value)
-    .then(
-      [=](io_result& r) {
-        if (self->state.releasing)
-          return;
-        if (r.err)
-          return fail_recovery(self, *r.err);
-        self->request(self->state.io, caf::infinite, mark_atom::value)
-          .then(
-            [=](mark_result& m) {
-              auto& s = self->state;
-              if (s.releasing)
-                return;
-              if (m.err)
-                return fail_recovery(self, *m.err);
-              // A corrupt mark: stores from 0, as a cold takeover would, and loses nothing.
-              const auto c = m.mark ? std::min(m.mark->checkpoint.value(), s.end) : 0;
-              cover_below(s, c);
-              s.stored_checkpoint = c;
-              s.bound_checkpoint = c;
-              actors_log().debug("partition {}/{}: standby promoted at offset {} (checkpoint {})",
-                                 s.ctx->cfg.journal->topic(), s.p.value(), s.end, c);
-              claim_epoch(self, c, m.mark ? m.mark->epoch : 0, s.end);
-            },
-            recovery_error(self));
-      },
-      recovery_error(self));
+  // As a cold takeover: open the writer first, read the stored mark, claim the next epoch.
+  open_writer(self, [=] {
+    self->request(self->state.io, caf::infinite, mark_atom::value)
+      .then(
+        [=](mark_result& m) {
+          auto& s = self->state;
+          if (s.releasing)
+            return;
+          if (m.err)
+            return fail_recovery(self, *m.err);
+          // A corrupt mark: stores from 0, as a cold takeover would, and loses nothing.
+          const auto c = m.mark ? std::min(m.mark->checkpoint.value(), s.end) : 0;
+          cover_below(s, c);
+          s.stored_checkpoint = c;
+          s.bound_checkpoint = c;
+          actors_log().debug("partition {}/{}: standby promoted at offset {} (checkpoint {})",
+                             s.ctx->cfg.journal->topic(), s.p.value(), s.end, c);
+          claim_epoch(self, c, m.mark ? m.mark->epoch : 0, s.end);
+        },
+        recovery_error(self));
+  });
 }
 
 } // namespace cafes::detail::part

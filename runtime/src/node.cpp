@@ -415,13 +415,18 @@ expected<T> ask_owner(caf::actor_system& sys, const caf::actor& owner, std::chro
 
 } // namespace
 
-expected<void> node::change_ownership(std::string_view type, std::int32_t p, bool take) {
+expected<caf::actor> node::owner_of(std::string_view type, std::int32_t p) const {
   auto owner = router_of(type);
-  if (!owner)
-    return std::move(owner).error();
-  if (p < 0 || p >= impl_->types.find(type)->second.h->partition_count)
+  if (owner && (p < 0 || p >= impl_->types.find(type)->second.h->partition_count))
     return cafes::error{errc::invalid_argument, "aggregate type '" + std::string{type} + "' has no partition " +
                                                     std::to_string(p)};
+  return owner;
+}
+
+expected<void> node::change_ownership(std::string_view type, std::int32_t p, bool take) {
+  auto owner = owner_of(type, p);
+  if (!owner)
+    return std::move(owner).error();
   auto& cfg = impl_->cfg;
   // A revoke drains persists in flight (each bounded by the delivery timeout), then waits
   // for snapshots, a checkpoint and a commit.
@@ -570,12 +575,9 @@ void node::place_standbys() {
 }
 
 expected<void> node::standby(std::string_view type, std::int32_t p, bool on) {
-  auto owner = router_of(type);
+  auto owner = owner_of(type, p);
   if (!owner)
     return std::move(owner).error();
-  if (p < 0 || p >= impl_->types.find(type)->second.h->partition_count)
-    return cafes::error{errc::invalid_argument, "aggregate type '" + std::string{type} + "' has no partition " +
-                                                    std::to_string(p)};
   auto r = ask_owner<bool>(*impl_->sys, *owner, impl_->cfg.request_timeout, standby_atom::value, p, on);
   if (!r)
     return std::move(r).error();

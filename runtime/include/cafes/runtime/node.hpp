@@ -249,6 +249,8 @@ class node {
   expected<void> host_impl(std::shared_ptr<const aggregate_ops> ops, host_options opts);
   void send_command(std::string_view type, command_msg m, std::function<void(command_reply)> done);
   expected<caf::actor> router_of(std::string_view type) const;
+  /// The owner actor of `type`, for a valid partition `p` of it.
+  expected<caf::actor> owner_of(std::string_view type, std::int32_t p) const;
   expected<void> change_ownership(std::string_view type, std::int32_t p, bool take);
   void place_standbys();
   expected<void> share(const std::string& topic, const std::string& type);
