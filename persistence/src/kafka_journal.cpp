@@ -245,6 +245,8 @@ class transactional_journal final : public kafka_journal_base, public partition_
     auto& pt = parts_.at(p);
     if (!pt.dead && pt.events.fatal())
       kill(pt, error{errc::fatal, "the producer of " + pt.txid + " failed fatally"});
+    if (pt.dead && !pt.fenced)
+      kill(pt, *pt.dead); // its fatal cause may have turned out to be fencing since
     if (pt.dead && !pt.fenced) {
       persistence_log().warn("partition {} of {}: replacing its failed producer ({})", p, topic_,
                              pt.dead->to_string());
@@ -590,10 +592,14 @@ class transactional_journal final : public kafka_journal_base, public partition_
   }
 
   // Stops the partition for good. A fenced producer reports a fatal error whose cause is
-  // ERR__FENCED; the partition is then fenced, whichever call noticed it first.
+  // ERR__FENCED, or the broker's PRODUCER_FENCED or INVALID_PRODUCER_EPOCH (a zombie that
+  // resumed and tried to bump its epoch); the partition is then fenced, whichever call
+  // noticed it first, and its producer is never replaced: a new producer would fence the
+  // partition's new owner.
   error kill(part& pt, error e) {
     std::string reason;
-    if (e.code == errc::fenced || pt.producer->fatal_error(reason) == RdKafka::ERR__FENCED) {
+    const auto cause = pt.producer->fatal_error(reason);
+    if (e.code == errc::fenced || (cause != RdKafka::ERR_NO_ERROR && detail::from_kafka(cause, "") == errc::fenced)) {
       e.code = make_error_code(errc::fenced);
       pt.fenced = true;
     }
