@@ -252,7 +252,7 @@ expected<void> node::host_impl(std::shared_ptr<const aggregate_ops> ops, host_op
       }
     }
   }
-  host_config hc;
+  host_config hc{opts};
   hc.ops = ops;
   hc.journal = j;
   hc.snapshots = s;
@@ -262,12 +262,6 @@ expected<void> node::host_impl(std::shared_ptr<const aggregate_ops> ops, host_op
   // which is the smallest of the codec's, the producer's and the topic's.
   hc.limits = j->limits();
   hc.limits.max_event_bytes = std::min(hc.limits.max_event_bytes, s->limits().max_event_bytes);
-  hc.batching = opts.batching;
-  hc.snapshot_every = opts.snapshot_every;
-  hc.max_replay = opts.max_replay;
-  hc.idle_timeout = opts.idle_timeout;
-  hc.max_resident = opts.max_resident;
-  hc.max_stash = opts.max_stash;
   hc.assign_all = opts.assign_all && !d.cfg.cluster;
   if (d.routing)
     hc.forwarder = d.routing->forwarder();
