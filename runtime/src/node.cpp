@@ -10,10 +10,9 @@
 #include <spdlog/spdlog.h>
 
 #include "cafes/persistence/group_member.hpp"
-#include "cafes/persistence/kafka_journal.hpp"
 #include "cafes/persistence/logger.hpp"
-#include "cafes/persistence/topics.hpp"
 #include "routing.hpp"
+#include "storage_provider.hpp"
 
 namespace cafes {
 
@@ -76,8 +75,8 @@ struct system_config : caf::actor_system_config {
 
 struct node::impl {
   node_config cfg;
-  std::shared_ptr<embedded_cluster> embedded;
   kafka_config kafka;
+  std::unique_ptr<detail::storage_provider> storage; // chosen once, at start
   std::unique_ptr<system_config> sys_cfg;
   std::unique_ptr<caf::actor_system> sys;
   caf::actor client;
@@ -147,18 +146,10 @@ node::node(node_config cfg) : impl_(std::make_unique<impl>()) {
     throw bad_expected_access(cafes::error{errc::invalid_argument, "routing between nodes needs Kafka storage "
                                                                    "(a broker or the embedded cluster): the nodes "
                                                                    "find each other through the directory topic"});
-  if (d.cfg.storage == storage_kind::kafka && d.cfg.bootstrap.empty()) {
-    auto mc = d.cfg.embedded ? expected<std::shared_ptr<embedded_cluster>>{d.cfg.embedded}
-                             : embedded_cluster::start(d.cfg.embedded_brokers);
-    if (!mc)
-      throw bad_expected_access(mc.error());
-    d.embedded = *mc;
-    d.kafka.embedded = d.embedded;
-    runtime_log().warn("no bootstrap servers: running on the embedded mock cluster at {}; NOTHING IS DURABLE",
-                       d.embedded->bootstrap());
-  } else if (d.cfg.storage == storage_kind::memory) {
-    runtime_log().warn("memory storage: NOTHING IS DURABLE");
-  }
+  auto storage = detail::choose_storage(d.cfg, d.kafka);
+  if (!storage)
+    throw bad_expected_access(storage.error());
+  d.storage = std::move(*storage);
   d.sys_cfg = std::make_unique<system_config>(d.cfg.threads);
   if (routing)
     detail::routing::configure(*d.sys_cfg);
@@ -199,7 +190,6 @@ void node::stop() {
   d.sys.reset();
   d.routing.reset();
   d.types.clear();   // closes the journals and snapshot stores (flushing their producers)
-  d.embedded.reset();
 }
 
 expected<void> node::host_impl(std::shared_ptr<const aggregate_ops> ops, host_options opts) {
@@ -219,39 +209,10 @@ expected<void> node::host_impl(std::shared_ptr<const aggregate_ops> ops, host_op
   if (opts.min_insync_replicas < 0 || opts.min_insync_replicas > opts.replication)
     return cafes::error{errc::invalid_argument, "min.insync.replicas must be 1 to the replication factor (" +
                                                     std::to_string(opts.replication) + ")"};
-  auto names = topic_names::of(d.cfg.ns, name);
-  std::shared_ptr<journal> j = opts.journal;
-  std::shared_ptr<snapshot_store> s = opts.snapshots;
-  if (!j || !s) {
-    if (d.cfg.storage == storage_kind::memory) {
-      if (!j)
-        j = make_memory_journal(names.events, opts.partitions, d.kafka.limits);
-      if (!s)
-        s = make_memory_snapshot_store(opts.partitions, d.kafka.limits);
-    } else {
-      auto specs = aggregate_topics(d.cfg.ns, name, opts.partitions, opts.replication);
-      if (opts.min_insync_replicas > 0)
-        for (auto& spec : specs)
-          spec.configs["min.insync.replicas"] = std::to_string(opts.min_insync_replicas);
-      if (auto ok = ensure_topics(d.kafka, specs); !ok)
-        return ok;
-      if (!j) {
-        // No writer is opened here: each partition opens its own when it is assigned.
-        auto kj = make_kafka_journal(d.kafka, names.events, opts.partitions, std::vector<partition_id>{});
-        if (!kj)
-          return std::move(kj).error();
-        j = std::move(*kj);
-      }
-      if (!s) {
-        // In transactional mode, snapshots and checkpoints go through the journal's
-        // transactional producers, so that fencing a partition fences them too.
-        auto ks = make_kafka_snapshot_store(d.kafka, names.snapshots, opts.partitions, transactional_writer(j));
-        if (!ks)
-          return std::move(ks).error();
-        s = std::move(*ks);
-      }
-    }
-  }
+  auto st = d.storage->open(d.cfg.ns, name, opts);
+  if (!st)
+    return std::move(st).error();
+  auto& [j, s] = *st;
   host_config hc{opts};
   hc.ops = ops;
   hc.journal = j;
@@ -278,11 +239,10 @@ expected<void> node::host_impl(std::shared_ptr<const aggregate_ops> ops, host_op
     }
   }
   if (d.cfg.cluster)
-    if (auto ok = share(names.events, name); !ok)
+    if (auto ok = share(topic_names::of(d.cfg.ns, name).events, name); !ok)
       return ok;
   runtime_log().info("hosting '{}' on {} partitions ({} journal, snapshot every {}, max replay {})", name,
-                     opts.partitions, d.cfg.storage == storage_kind::memory ? "memory" : to_string(d.cfg.mode),
-                     opts.snapshot_every, opts.max_replay);
+                     opts.partitions, d.storage->name(), opts.snapshot_every, opts.max_replay);
   return {};
 }
 
@@ -541,7 +501,7 @@ routing_stats node::routing_counters() const noexcept {
   return {c.forwarded.load(), c.retries.load(), c.received.load(), c.refused.load()};
 }
 
-bool node::durable() const noexcept { return impl_->cfg.storage == storage_kind::kafka && !impl_->embedded; }
+bool node::durable() const noexcept { return impl_->storage->durable(); }
 
 bool node::healthy() const noexcept {
   for (auto& [name, t] : impl_->types)
