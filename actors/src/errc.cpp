@@ -42,6 +42,57 @@ const std::error_category& actors_category() noexcept {
 
 namespace {
 
+bool is_own(const std::error_category& c) { return c == actors_category() || c == persistence_category(); }
+
+bool meets(const std::error_code& e, condition c) {
+  if (!e)
+    return false;
+  switch (c) {
+    case condition::rejected:
+      return !is_own(e.category()) || e == errc::invalid_aggregate_id || e == errc::reserved_aggregate_id;
+    case condition::retryable:
+      return meets(e, condition::overloaded);
+    case condition::unknown_outcome:
+      // A reply too large to send back (frame_too_large) comes after the command was applied;
+      // an unreachable node may have lost the frame in flight; a fenced write (not_owner) may
+      // have landed, and is then the new owner's.
+      return e == actor_errc::persist_failed || e == actor_errc::timeout || e == actor_errc::shutting_down ||
+             e == actor_errc::not_owner || e == actor_errc::unreachable || e == actor_errc::frame_too_large;
+    case condition::overloaded: return e == actor_errc::overloaded || e == errc::overloaded;
+    case condition::timeout: return e == actor_errc::timeout || e == errc::timeout;
+  }
+  return false;
+}
+
+class condition_category_impl final : public std::error_category {
+ public:
+  const char* name() const noexcept override { return "cafes"; }
+  std::string message(int v) const override {
+    switch (static_cast<condition>(v)) {
+      case condition::rejected: return "rejected";
+      case condition::retryable: return "retryable";
+      case condition::unknown_outcome: return "unknown_outcome";
+      case condition::overloaded: return "overloaded";
+      case condition::timeout: return "timeout";
+    }
+    return "unknown(" + std::to_string(v) + ")";
+  }
+  // Decides for every category, the applications' own included: a rejection carries the
+  // category of the aggregate's error enum, which cafes does not know.
+  bool equivalent(const std::error_code& e, int c) const noexcept override {
+    return meets(e, static_cast<condition>(c));
+  }
+};
+
+} // namespace
+
+const std::error_category& condition_category() noexcept {
+  static const condition_category_impl cat;
+  return cat;
+}
+
+namespace {
+
 struct category_table {
   std::mutex mtx;
   std::map<std::string, const std::error_category*, std::less<>> by_name;

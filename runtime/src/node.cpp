@@ -7,14 +7,12 @@
 #include <set>
 #include <thread>
 
-#include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
 #include "cafes/persistence/group_member.hpp"
-#include "cafes/persistence/kafka_journal.hpp"
 #include "cafes/persistence/logger.hpp"
-#include "cafes/persistence/topics.hpp"
 #include "routing.hpp"
+#include "storage_provider.hpp"
 
 namespace cafes {
 
@@ -77,8 +75,8 @@ struct system_config : caf::actor_system_config {
 
 struct node::impl {
   node_config cfg;
-  std::shared_ptr<embedded_cluster> embedded;
   kafka_config kafka;
+  std::unique_ptr<detail::storage_provider> storage; // chosen once, at start
   std::unique_ptr<system_config> sys_cfg;
   std::unique_ptr<caf::actor_system> sys;
   caf::actor client;
@@ -105,78 +103,6 @@ struct node::impl {
   std::unique_ptr<detail::routing> routing; // routing between nodes, if on
   bool stopped = false;
 };
-
-void node_config::add_options(CLI::App& app) {
-  app.set_config("--config", "", "read options from this INI or TOML file");
-  app.add_option("--bootstrap", bootstrap, "Kafka bootstrap servers; none: the embedded mock cluster");
-  app.add_option("--namespace", ns, "prefix of every topic")->check([](const std::string& s) {
-    return s.empty() || s.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") !=
-                          std::string::npos
-             ? std::string{"a namespace is letters, digits, '_' and '-'"}
-             : std::string{};
-  });
-  app.add_option("--node-name", node_name, "name of this node, written into every event");
-  app.add_option_function<std::string>(
-       "--mode",
-       [this](const std::string& s) { mode = parse_journal_mode(s).value(); },
-       "journal mode: idempotent or transactional")
-    ->check(CLI::IsMember({"idempotent", "transactional"}));
-  app.add_option_function<std::string>(
-       "--storage", [this](const std::string& s) { storage = s == "memory" ? storage_kind::memory : storage_kind::kafka; },
-       "kafka (default) or memory")
-    ->check(CLI::IsMember({"kafka", "memory"}));
-  app.add_option("--embedded-brokers", embedded_brokers, "brokers of the embedded mock cluster")
-    ->check(CLI::Range(1, 9));
-  app.add_option("--threads", threads, "actor scheduler threads (0: the machine's cores)");
-  app.add_option_function<long>(
-       "--command-timeout-ms", [this](long v) { command_timeout = std::chrono::milliseconds{v}; },
-       "bound on one command")
-    ->check(CLI::Range(1L, 3'600'000L));
-  app.add_option_function<long>(
-       "--delivery-timeout-ms", [this](long v) { delivery_timeout = std::chrono::milliseconds{v}; },
-       "bound on one journal append")
-    ->check(CLI::Range(1L, 3'600'000L));
-  app.add_flag("--cluster", cluster,
-               "share the partitions with the other nodes of the namespace (needs --bootstrap and "
-               "--mode transactional)");
-  app.add_option_function<long>(
-       "--session-timeout-ms", [this](long v) { session_timeout = std::chrono::milliseconds{v}; },
-       "cluster mode: a node silent this long loses its partitions")
-    ->check(CLI::Range(1000L, 3'600'000L));
-  app.add_flag("--routing", routing, "route commands between nodes (always on in cluster mode)");
-  app.add_option("--advertise-host", advertise_host, "where the other nodes reach this node's gateway");
-  app.add_option("--gateway-bind", gateway_bind, "where the gateway listens (default: the advertised host)");
-  app.add_option("--gateway-port", gateway_port, "the gateway's port; 0: a free one");
-  app.add_option("--directory-replication", directory_replication, "replication factor of the directory topic")
-    ->check(CLI::Range(1, 32));
-  app.add_option("--max-frame-bytes", max_frame_bytes, "bound on a routed command and its reply")
-    ->check(CLI::Range(std::size_t{1024}, std::size_t{1} << 30));
-  app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
-    ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
-}
-
-expected<node_config> node_config::from_args(int argc, char** argv, std::string_view program) {
-  node_config cfg;
-  CLI::App app{"", std::string{program}};
-  cfg.add_options(app);
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp&) {
-    return cafes::error{errc::help_requested, app.help()};
-  } catch (const CLI::ParseError& e) {
-    return cafes::error{errc::invalid_argument, std::string{program} + ": " + e.what() + " (--help lists the options)"};
-  }
-  return cfg;
-}
-
-int exit_code(const error& e) {
-  if (e == errc::help_requested) {
-    std::fputs(e.message.c_str(), stdout);
-    return 0;
-  }
-  std::fprintf(stderr, "%s\n", e.to_string().c_str());
-  return 2;
-}
 
 expected<std::unique_ptr<node>> node::start(node_config cfg) {
   try {
@@ -220,18 +146,10 @@ node::node(node_config cfg) : impl_(std::make_unique<impl>()) {
     throw bad_expected_access(cafes::error{errc::invalid_argument, "routing between nodes needs Kafka storage "
                                                                    "(a broker or the embedded cluster): the nodes "
                                                                    "find each other through the directory topic"});
-  if (d.cfg.storage == storage_kind::kafka && d.cfg.bootstrap.empty()) {
-    auto mc = d.cfg.embedded ? expected<std::shared_ptr<embedded_cluster>>{d.cfg.embedded}
-                             : embedded_cluster::start(d.cfg.embedded_brokers);
-    if (!mc)
-      throw bad_expected_access(mc.error());
-    d.embedded = *mc;
-    d.kafka.embedded = d.embedded;
-    runtime_log().warn("no bootstrap servers: running on the embedded mock cluster at {}; NOTHING IS DURABLE",
-                       d.embedded->bootstrap());
-  } else if (d.cfg.storage == storage_kind::memory) {
-    runtime_log().warn("memory storage: NOTHING IS DURABLE");
-  }
+  auto storage = detail::choose_storage(d.cfg, d.kafka);
+  if (!storage)
+    throw bad_expected_access(storage.error());
+  d.storage = std::move(*storage);
   d.sys_cfg = std::make_unique<system_config>(d.cfg.threads);
   if (routing)
     detail::routing::configure(*d.sys_cfg);
@@ -272,7 +190,6 @@ void node::stop() {
   d.sys.reset();
   d.routing.reset();
   d.types.clear();   // closes the journals and snapshot stores (flushing their producers)
-  d.embedded.reset();
 }
 
 expected<void> node::host_impl(std::shared_ptr<const aggregate_ops> ops, host_options opts) {
@@ -292,40 +209,11 @@ expected<void> node::host_impl(std::shared_ptr<const aggregate_ops> ops, host_op
   if (opts.min_insync_replicas < 0 || opts.min_insync_replicas > opts.replication)
     return cafes::error{errc::invalid_argument, "min.insync.replicas must be 1 to the replication factor (" +
                                                     std::to_string(opts.replication) + ")"};
-  auto names = topic_names::of(d.cfg.ns, name);
-  std::shared_ptr<journal> j = opts.journal;
-  std::shared_ptr<snapshot_store> s = opts.snapshots;
-  if (!j || !s) {
-    if (d.cfg.storage == storage_kind::memory) {
-      if (!j)
-        j = make_memory_journal(names.events, opts.partitions, d.kafka.limits);
-      if (!s)
-        s = make_memory_snapshot_store(opts.partitions, d.kafka.limits);
-    } else {
-      auto specs = aggregate_topics(d.cfg.ns, name, opts.partitions, opts.replication);
-      if (opts.min_insync_replicas > 0)
-        for (auto& spec : specs)
-          spec.configs["min.insync.replicas"] = std::to_string(opts.min_insync_replicas);
-      if (auto ok = ensure_topics(d.kafka, specs); !ok)
-        return ok;
-      if (!j) {
-        // No writer is opened here: each partition opens its own when it is assigned.
-        auto kj = make_kafka_journal(d.kafka, names.events, opts.partitions, std::vector<partition_id>{});
-        if (!kj)
-          return std::move(kj).error();
-        j = std::move(*kj);
-      }
-      if (!s) {
-        // In transactional mode, snapshots and checkpoints go through the journal's
-        // transactional producers, so that fencing a partition fences them too.
-        auto ks = make_kafka_snapshot_store(d.kafka, names.snapshots, opts.partitions, transactional_writer(j));
-        if (!ks)
-          return std::move(ks).error();
-        s = std::move(*ks);
-      }
-    }
-  }
-  host_config hc;
+  auto st = d.storage->open(d.cfg.ns, name, opts);
+  if (!st)
+    return std::move(st).error();
+  auto& [j, s] = *st;
+  host_config hc{opts};
   hc.ops = ops;
   hc.journal = j;
   hc.snapshots = s;
@@ -335,12 +223,6 @@ expected<void> node::host_impl(std::shared_ptr<const aggregate_ops> ops, host_op
   // which is the smallest of the codec's, the producer's and the topic's.
   hc.limits = j->limits();
   hc.limits.max_event_bytes = std::min(hc.limits.max_event_bytes, s->limits().max_event_bytes);
-  hc.batching = opts.batching;
-  hc.snapshot_every = opts.snapshot_every;
-  hc.max_replay = opts.max_replay;
-  hc.idle_timeout = opts.idle_timeout;
-  hc.max_resident = opts.max_resident;
-  hc.max_stash = opts.max_stash;
   hc.assign_all = opts.assign_all && !d.cfg.cluster;
   if (d.routing)
     hc.forwarder = d.routing->forwarder();
@@ -357,11 +239,10 @@ expected<void> node::host_impl(std::shared_ptr<const aggregate_ops> ops, host_op
     }
   }
   if (d.cfg.cluster)
-    if (auto ok = share(names.events, name); !ok)
+    if (auto ok = share(topic_names::of(d.cfg.ns, name).events, name); !ok)
       return ok;
   runtime_log().info("hosting '{}' on {} partitions ({} journal, snapshot every {}, max replay {})", name,
-                     opts.partitions, d.cfg.storage == storage_kind::memory ? "memory" : to_string(d.cfg.mode),
-                     opts.snapshot_every, opts.max_replay);
+                     opts.partitions, d.storage->name(), opts.snapshot_every, opts.max_replay);
   return {};
 }
 
@@ -622,7 +503,7 @@ routing_stats node::routing_counters() const noexcept {
   return {c.forwarded.load(), c.retries.load(), c.received.load(), c.refused.load()};
 }
 
-bool node::durable() const noexcept { return impl_->cfg.storage == storage_kind::kafka && !impl_->embedded; }
+bool node::durable() const noexcept { return impl_->storage->durable(); }
 
 bool node::healthy() const noexcept {
   for (auto& [name, t] : impl_->types)

@@ -31,7 +31,7 @@ struct tally {
 template <class F>
 auto with_retries(tally& t, F f) {
   auto r = f();
-  for (int i = 0; i < 5 && !r && !is_rejection(r.error()); ++i) {
+  for (int i = 0; i < 5 && !r && r.error() != cafes::condition::rejected; ++i) {
     ++t.retried;
     r = f();
   }
@@ -94,7 +94,7 @@ void run_command(target& tg, const demo_options& o, int j, tally& t, std::vector
     if (r)
       t.deposited += amount;
     else
-      ++(is_rejection(r.error()) ? t.rejected : t.failed);
+      ++(r.error() == cafes::condition::rejected ? t.rejected : t.failed);
   } else if (kind < 65) {
     std::int64_t amount = 1 + rng() % 800;
     const auto id = pick();
@@ -102,7 +102,7 @@ void run_command(target& tg, const demo_options& o, int j, tally& t, std::vector
     if (r)
       t.withdrawn += amount;
     else
-      ++(is_rejection(r.error()) ? t.rejected : t.failed);
+      ++(r.error() == cafes::condition::rejected ? t.rejected : t.failed);
   } else if (kind < 98) {
     auto from = pick();
     auto to = kind < 95 ? pick() : "ghost-" + std::to_string(j); // a ghost account is never open
@@ -123,7 +123,7 @@ void run_command(target& tg, const demo_options& o, int j, tally& t, std::vector
   } else {
     // Bad input on purpose: each must come back as a typed rejection.
     auto r = kind == 98 ? tg.withdraw_from(pick(), -5, ref) : tg.deposit_to("ghost-" + std::to_string(j), 10, ref);
-    if (!r && is_rejection(r.error()))
+    if (!r && r.error() == cafes::condition::rejected)
       ++t.rejected;
     else
       ++t.failed;

@@ -330,11 +330,6 @@ std::string_view to_string(leg_kind l) noexcept {
   return "?";
 }
 
-bool is_rejection(const cafes::error& e) {
-  return e.code.category() == bank_category() || e.code == cafes::errc::invalid_aggregate_id ||
-         e.code == cafes::errc::reserved_aggregate_id;
-}
-
 cafes::expected<void> host_bank(cafes::node& node, const cafes::host_options& opts) {
   if (auto ok = node.host<account>(opts); !ok)
     return ok;

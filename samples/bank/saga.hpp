@@ -56,8 +56,4 @@ struct saga_stats {
 /// Returns the counters of the node's transfer manager.
 cafes::expected<saga_stats> transfer_manager_stats(cafes::node& node);
 
-/// Returns true if an error is a business rejection (bank_errc), as opposed to an
-/// infrastructure failure whose outcome is unknown.
-bool is_rejection(const cafes::error& e);
-
 } // namespace bank

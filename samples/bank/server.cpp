@@ -103,7 +103,8 @@ void fail(httplib::Response& res, int status, const std::string& category, const
 }
 
 void answer(httplib::Response& res, const cafes::error& e) {
-  const bool rejected = is_rejection(e) || e.code == cafes::errc::invalid_argument;
+  // 422: refused for good (by the bank's rules, or bad parameters); 503: anything else.
+  const bool rejected = e == cafes::condition::rejected || e == cafes::errc::invalid_argument;
   fail(res, rejected ? 422 : 503, e.code.category().name(), e.code.message(), e.to_string());
 }
 

@@ -99,7 +99,7 @@ TEST_CASE("broker: killed and restarted during load, no acknowledged event is lo
           ++acked_count;
         } else {
           ++errors;
-          if (is_rejection(r.error())) { // only infrastructure errors are expected
+          if (r.error() == cafes::condition::rejected) { // only infrastructure errors are expected
             rejections.push_back(r.error());
             break;
           }

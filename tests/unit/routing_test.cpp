@@ -157,6 +157,7 @@ TEST_CASE("a command sent to a node that does not own its partition is answered 
   auto refused = c.a->ask<account>(id, withdraw{1000, "w1"});
   REQUIRE(!refused);
   CHECK(refused.error() == bank_errc::insufficient_funds);
+  CHECK(refused.error() == cafes::condition::rejected);
   // A reply of type done, and the command id, travel too.
   CHECK(c.a->ask<account>(id, settle_legs{"t-none"}, "cmd-1"));
   // Actors reach the owner through the router as well (the bank's saga does).

@@ -32,6 +32,38 @@ inline std::error_code make_error_code(actor_errc e) noexcept {
   return {static_cast<int>(e), actors_category()};
 }
 
+/// What an error means to whoever sent the command, whatever its category: compare an error
+/// with one (`r.error() == cafes::condition::rejected`). An error may meet several (an
+/// overloaded one is also retryable) or none (bad input such as invalid_argument or
+/// event_too_large, handler_failed, recovery_failed: refused, nothing written, and sending it
+/// again does not help until something changes).
+enum class condition {
+  /// The command was refused by its handler (an error of any category but cafes' own: the
+  /// rejection's code), or its aggregate id is invalid or reserved. Nothing was written, and
+  /// the same command is refused again.
+  rejected = 1,
+  /// Nothing was written and the same command may succeed later (a full queue): it may be sent
+  /// again as it is, after a pause, even if it is not idempotent.
+  retryable,
+  /// The command may have been applied, or may still be (persist_failed, actor_errc::timeout,
+  /// shutting_down, not_owner, unreachable, frame_too_large). Unlike `retryable`: read the
+  /// state before sending it again, unless its own reference makes a repeat harmless.
+  unknown_outcome,
+  /// A bounded queue was full (actor_errc::overloaded or errc::overloaded); retryable.
+  overloaded,
+  /// A deadline passed: actor_errc::timeout (no reply in time; an unknown outcome) or
+  /// errc::timeout (a Kafka operation; for a command, its write was refused before it reached
+  /// the log).
+  timeout,
+};
+
+/// Returns the category of cafes::condition, named "cafes".
+const std::error_category& condition_category() noexcept;
+
+inline std::error_condition make_error_condition(condition c) noexcept {
+  return {static_cast<int>(c), condition_category()};
+}
+
 /// Makes `c` known by its name(), so that an error of this category that comes back from
 /// another node (a rejection of a routed command) compares equal to the local error codes.
 /// reject() registers the category of its error enum on its own; the cafes categories and
@@ -66,3 +98,6 @@ struct category_registrar {
 
 template <>
 struct std::is_error_code_enum<cafes::actor_errc> : std::true_type {};
+
+template <>
+struct std::is_error_condition_enum<cafes::condition> : std::true_type {};

@@ -27,26 +27,47 @@ struct batching_config {
   std::size_t max_in_flight = 4;
 };
 
-/// How one aggregate type is hosted.
-struct host_config {
-  std::shared_ptr<const aggregate_ops> ops;
-  std::shared_ptr<cafes::journal> journal;
-  std::shared_ptr<snapshot_store> snapshots;
-  std::shared_ptr<host_stats> stats;
-  std::string node_name = "cafes";
-  codec_limits limits;
-  batching_config batching;
+/// How to host one aggregate type (node::host). Every field has a default, so designated
+/// initializers may name any subset. The node provisions the topics from partitions,
+/// replication and min_insync_replicas and places standbys by standby_replicas; the other
+/// fields reach the actors through host_config, which extends this.
+struct host_options {
+  std::int32_t partitions = 12;
+  std::int16_t replication = 1;
+  std::int16_t min_insync_replicas = 0; ///< topic config min.insync.replicas; 0: the broker's default
   std::uint64_t snapshot_every = 100;          ///< snapshot an aggregate every N events (0: never)
   std::uint64_t max_replay = 10'000;           ///< bound on events replayed to recover a partition
-  std::size_t replay_chunk = 4000;             ///< events per read during recovery (two in flight)
   std::chrono::milliseconds idle_timeout{60'000}; ///< passivate aggregates idle this long
   std::size_t max_resident = 100'000;          ///< live aggregate actors per partition
   std::size_t max_stash = 1000;                ///< commands waiting per aggregate or recovering partition
+  batching_config batching{};
+  /// Own every partition from the start (single-node mode). false: the node owns none until
+  /// assigned (node::assign, or assign_atom to the owner actor: the seam the cluster's
+  /// rebalances drive).
+  bool assign_all = true;
+  /// Hot standby replicas (docs/cluster.md): with routing on, this node keeps warm the
+  /// partitions of this type it is among the next `standby_replicas` nodes in line for, by
+  /// tailing their snapshots and journal, so that taking one over replays only the events it
+  /// has not read yet. 0: none. It costs the memory of the partitions' states.
+  std::int32_t standby_replicas = 0;
+  /// Storage to use instead of the node's (tests inject counting or faulty journals here).
+  std::shared_ptr<cafes::journal> journal{};
+  std::shared_ptr<cafes::snapshot_store> snapshots{};
+};
+
+/// How spawn_host hosts one aggregate type: the host_options (their journal and snapshots are
+/// the storage to host on, both required; the partition count is the journal's) plus what the
+/// node adds.
+struct host_config : host_options {
+  explicit host_config(host_options o = {}) : host_options(std::move(o)) {}
+
+  std::shared_ptr<const aggregate_ops> ops;
+  std::shared_ptr<host_stats> stats;
+  std::string node_name = "cafes";
+  codec_limits limits;
+  std::size_t replay_chunk = 4000;             ///< events per read during recovery (two in flight)
   /// How often a hot standby reads the journal of the partition it keeps warm.
   std::chrono::milliseconds standby_poll{200};
-  /// Single-node mode: the node owns every partition from the start. Otherwise it owns none
-  /// until assigned (assign_atom to the owner actor).
-  bool assign_all = true;
   /// The node's forwarder (routing between nodes), or null: a command for a partition this
   /// node does not own goes to it as forward_msg, unless it came from another node already.
   caf::actor forwarder;

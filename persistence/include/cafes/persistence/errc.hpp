@@ -68,6 +68,9 @@ struct error {
   friend bool operator==(const error& x, std::error_code c) { return x.code == c; }
   template <class E, class = std::enable_if_t<std::is_error_code_enum_v<E>>>
   friend bool operator==(const error& x, E e) { return x.code == make_error_code(e); }
+  /// Compares with an error condition (cafes::condition, std::errc).
+  template <class E, std::enable_if_t<std::is_error_condition_enum_v<E>, int> = 0>
+  friend bool operator==(const error& x, E e) { return x.code == make_error_condition(e); }
 };
 
 /// Either a value or an error (C++20 has no std::expected).

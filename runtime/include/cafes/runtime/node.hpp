@@ -96,30 +96,6 @@ struct routing_stats {
   std::uint64_t refused = 0;   ///< frames the gateway refused before any owner saw them
 };
 
-/// How to host one aggregate type.
-struct host_options {
-  std::int32_t partitions = 12;
-  std::int16_t replication = 1;
-  std::int16_t min_insync_replicas = 0; ///< topic config min.insync.replicas; 0: the broker's default
-  std::uint64_t snapshot_every = 100;
-  std::uint64_t max_replay = 10'000;
-  std::chrono::milliseconds idle_timeout{60'000};
-  std::size_t max_resident = 100'000;  ///< live aggregate actors per partition
-  std::size_t max_stash = 1000;
-  batching_config batching{};
-  /// Own every partition from the start (single-node mode). false: the node owns none until
-  /// assign() gives it some (the seam the cluster's rebalances drive).
-  bool assign_all = true;
-  /// Hot standby replicas (docs/cluster.md): with routing on, this node keeps warm the
-  /// partitions of this type it is among the next `standby_replicas` nodes in line for, by
-  /// tailing their snapshots and journal, so that taking one over replays only the events it
-  /// has not read yet. 0: none. It costs the memory of the partitions' states.
-  std::int32_t standby_replicas = 0;
-  /// Storage to use instead of the node's (tests inject counting or faulty journals here).
-  std::shared_ptr<cafes::journal> journal{};
-  std::shared_ptr<cafes::snapshot_store> snapshots{};
-};
-
 /// A running node. Create it, host() the aggregate types, then ask() them. The destructor
 /// stops the actors and the Kafka clients.
 class node {

@@ -1,0 +1,83 @@
+// A node's command line: its options on a CLI11 app, parsing argv, and what main returns.
+// The library never exits the program: parse errors and --help come back as errors.
+#include <cstdio>
+
+#include <CLI/CLI.hpp>
+
+#include "cafes/runtime/node.hpp"
+
+namespace cafes {
+
+void node_config::add_options(CLI::App& app) {
+  app.set_config("--config", "", "read options from this INI or TOML file");
+  app.add_option("--bootstrap", bootstrap, "Kafka bootstrap servers; none: the embedded mock cluster");
+  app.add_option("--namespace", ns, "prefix of every topic")->check([](const std::string& s) {
+    return s.empty() || s.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") !=
+                          std::string::npos
+             ? std::string{"a namespace is letters, digits, '_' and '-'"}
+             : std::string{};
+  });
+  app.add_option("--node-name", node_name, "name of this node, written into every event");
+  app.add_option_function<std::string>(
+       "--mode",
+       [this](const std::string& s) { mode = parse_journal_mode(s).value(); },
+       "journal mode: idempotent or transactional")
+    ->check(CLI::IsMember({"idempotent", "transactional"}));
+  app.add_option_function<std::string>(
+       "--storage", [this](const std::string& s) { storage = s == "memory" ? storage_kind::memory : storage_kind::kafka; },
+       "kafka (default) or memory")
+    ->check(CLI::IsMember({"kafka", "memory"}));
+  app.add_option("--embedded-brokers", embedded_brokers, "brokers of the embedded mock cluster")
+    ->check(CLI::Range(1, 9));
+  app.add_option("--threads", threads, "actor scheduler threads (0: the machine's cores)");
+  app.add_option_function<long>(
+       "--command-timeout-ms", [this](long v) { command_timeout = std::chrono::milliseconds{v}; },
+       "bound on one command")
+    ->check(CLI::Range(1L, 3'600'000L));
+  app.add_option_function<long>(
+       "--delivery-timeout-ms", [this](long v) { delivery_timeout = std::chrono::milliseconds{v}; },
+       "bound on one journal append")
+    ->check(CLI::Range(1L, 3'600'000L));
+  app.add_flag("--cluster", cluster,
+               "share the partitions with the other nodes of the namespace (needs --bootstrap and "
+               "--mode transactional)");
+  app.add_option_function<long>(
+       "--session-timeout-ms", [this](long v) { session_timeout = std::chrono::milliseconds{v}; },
+       "cluster mode: a node silent this long loses its partitions")
+    ->check(CLI::Range(1000L, 3'600'000L));
+  app.add_flag("--routing", routing, "route commands between nodes (always on in cluster mode)");
+  app.add_option("--advertise-host", advertise_host, "where the other nodes reach this node's gateway");
+  app.add_option("--gateway-bind", gateway_bind, "where the gateway listens (default: the advertised host)");
+  app.add_option("--gateway-port", gateway_port, "the gateway's port; 0: a free one");
+  app.add_option("--directory-replication", directory_replication, "replication factor of the directory topic")
+    ->check(CLI::Range(1, 32));
+  app.add_option("--max-frame-bytes", max_frame_bytes, "bound on a routed command and its reply")
+    ->check(CLI::Range(std::size_t{1024}, std::size_t{1} << 30));
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
+    ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
+}
+
+expected<node_config> node_config::from_args(int argc, char** argv, std::string_view program) {
+  node_config cfg;
+  CLI::App app{"", std::string{program}};
+  cfg.add_options(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp&) {
+    return cafes::error{errc::help_requested, app.help()};
+  } catch (const CLI::ParseError& e) {
+    return cafes::error{errc::invalid_argument, std::string{program} + ": " + e.what() + " (--help lists the options)"};
+  }
+  return cfg;
+}
+
+int exit_code(const error& e) {
+  if (e == errc::help_requested) {
+    std::fputs(e.message.c_str(), stdout);
+    return 0;
+  }
+  std::fprintf(stderr, "%s\n", e.to_string().c_str());
+  return 2;
+}
+
+} // namespace cafes
