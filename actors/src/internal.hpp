@@ -67,9 +67,11 @@ caf::actor spawn_aggregate(caf::local_actor* parent, context_ptr ctx, caf::actor
 /// Spawns the detached actor that runs one partition's blocking reads and checkpoint writes.
 caf::actor spawn_io(caf::local_actor* parent, context_ptr ctx, partition_id p);
 
-/// Spawns the partition actor of partition `p`: its owner, or with `standby` a hot standby
-/// that keeps its states warm until promote_atom makes it the owner.
-caf::actor spawn_partition(caf::actor_system& sys, context_ptr ctx, partition_id p, bool standby = false);
+/// Spawns the partition actor of partition `p`, which serves it for the type's `owner` actor
+/// (and tells it when it stops serving on its own), or with `standby` a hot standby that keeps
+/// its states warm until promote_atom makes it serve.
+caf::actor spawn_partition(caf::actor_system& sys, context_ptr ctx, partition_id p, caf::actor owner,
+                           bool standby = false);
 
 /// Saves a snapshot of `state` asynchronously and tells `partition` when it is durable.
 void save_snapshot(const host_context& ctx, const caf::actor& partition, const std::string& id,

@@ -42,6 +42,7 @@ struct partition_state {
   static inline const char* name = "cafes.partition";
   context_ptr ctx;
   partition_id p;
+  caf::actor owner; // the type's owner actor, told when the partition stops serving on its own
   caf::actor io;
   bool ready = false;
   std::optional<cafes::error> failure;
@@ -61,6 +62,7 @@ struct partition_state {
   // checkpoint, closes its writer, then answers `release` and stops.
   bool releasing = false;
   bool release_finishing = false;
+  bool lost = false;                 // stopped on its own (see lose): its owner takes it over again
   std::size_t release_waiting = 0;   // live aggregates that have not handed their state back
   std::unordered_set<std::string> release_snaps; // snapshots the release waits for
   caf::response_promise release;
@@ -95,6 +97,10 @@ void stop(partition_state& st, const std::string& id, std::int64_t off, cafes::e
 void keep_bounded(self_ptr self);
 void maybe_store_checkpoint(self_ptr self);
 void serve_stash(self_ptr self);
+// Stops serving the partition after its writer was lost or its recovery failed for a reason
+// that may pass (Kafka unreachable, fenced): commands get not_owner, and its owner releases
+// it and takes it over again, after a pause, if this node still owns it.
+void lose(self_ptr self, const cafes::error& why);
 
 // Recovery (partition_recovery.cpp): takes the partition over, recovers it, then serves.
 void recover(self_ptr self);

@@ -153,6 +153,54 @@ void keep_bounded(self_ptr self) {
   }
 }
 
+// Stops the partition's live aggregates (they are not linked to it: passivation ends them).
+void stop_aggregates(self_ptr self, const caf::error& reason) {
+  auto& st = self->state;
+  for (auto& [id, l] : st.live)
+    self->send_exit(l.actor, reason);
+  if (st.ctx->cfg.stats)
+    st.ctx->cfg.stats->resident -= st.live.size();
+  st.live.clear();
+}
+
+// Takes the partition out of host_stats' ready and failed gauges.
+void uncount(partition_state& st) {
+  if (st.ctx->cfg.stats) {
+    if (st.counted == partition_state::counted_ready)
+      --st.ctx->cfg.stats->partitions_ready;
+    else if (st.counted == partition_state::counted_failed)
+      --st.ctx->cfg.stats->partitions_failed;
+  }
+  st.counted = partition_state::uncounted;
+}
+
+void lose(self_ptr self, const cafes::error& why) {
+  auto& st = self->state;
+  if (st.lost)
+    return;
+  st.lost = true;
+  actors_log().warn("partition {}/{} stops serving: {}; it is taken over again if this node still owns it",
+                    st.ctx->cfg.journal->topic(), st.p.value(), why.to_string());
+  st.failure = cafes::error{actor_errc::not_owner, "partition " + std::to_string(st.p.value()) + " of " +
+                                                     st.ctx->cfg.journal->topic() + " stopped serving: " + why.message};
+  st.ready = true; // what waits for the recovery gets the failure
+  uncount(st);
+  serve_stash(self);
+  self->send(st.owner, lost_atom::value, st.p.value(), why == errc::fenced || st.ctx->cfg.journal->fenced(st.p));
+}
+
+// Loses the partition if its writer is lost (see lose); returns whether it was.
+bool lost_writer(self_ptr self) {
+  auto& st = self->state;
+  if (st.lost)
+    return true;
+  if (st.standby || st.releasing || !st.ctx->cfg.journal->lost(st.p))
+    return false;
+  lose(self, cafes::error{actor_errc::not_owner, "its writer is lost (fenced by a newer owner, or its producer "
+                                                 "failed)"});
+  return true;
+}
+
 cafes::error released_error(const partition_state& st) {
   return cafes::error{actor_errc::not_owner, "partition " + std::to_string(st.p.value()) + " of " +
                                                  st.ctx->cfg.journal->topic() + " is being handed over"};
@@ -197,13 +245,8 @@ void activate(self_ptr self, command_msg& m, caf::response_promise& rp) {
     rp.deliver(command_reply{released_error(st), {}});
     return;
   }
-  if (!st.failure && st.ctx->cfg.journal->fenced(st.p)) {
-    // A newer owner took the partition over: this node never writes to it again.
-    actors_log().warn("partition {}/{} is fenced: its commands get not_owner", st.ctx->cfg.journal->topic(),
-                      st.p.value());
-    st.failure = cafes::error{actor_errc::not_owner, "partition " + std::to_string(st.p.value()) + " of " +
-                                                         st.ctx->cfg.journal->topic() + " is owned by another node"};
-  }
+  if (!st.failure)
+    lost_writer(self);
   if (st.failure) {
     rp.deliver(command_reply{*st.failure, {}});
     return;
@@ -254,13 +297,8 @@ void finish_release(self_ptr self) {
   st.release_finishing = true;
   auto done = [=] {
     auto& s = self->state;
-    if (s.ctx->cfg.stats) {
-      if (s.counted == partition_state::counted_ready)
-        --s.ctx->cfg.stats->partitions_ready;
-      else if (s.counted == partition_state::counted_failed)
-        --s.ctx->cfg.stats->partitions_failed;
-    }
-    s.counted = partition_state::uncounted;
+    uncount(s);
+    stop_aggregates(self, caf::exit_reason::user_shutdown); // a failed partition did not ask them back
     actors_log().debug("partition {}/{} released at checkpoint {} (epoch {})", s.ctx->cfg.journal->topic(),
                        s.p.value(), s.stored_checkpoint, s.epoch);
     s.release.deliver(true);
@@ -294,6 +332,8 @@ void finish_release(self_ptr self) {
 // that the next owner replays little; finish_release once they are durable (or failed).
 void release_snapshots(self_ptr self) {
   auto& st = self->state;
+  if (st.failure) // nothing can be written (a lost writer, a failed recovery)
+    return finish_release(self);
   for (auto& [off, holding] : st.holders)
     for (auto& id : holding)
       if (!st.holds.count(id) && !st.stopped.count(id) && st.cold.count(id))
@@ -321,15 +361,15 @@ void take_back(self_ptr self, passivate_msg& m) {
     st.cold.erase(m.id);
 }
 
-caf::behavior partition_actor(self_ptr self, context_ptr ctx, partition_id p, bool standby) {
+caf::behavior partition_actor(self_ptr self, context_ptr ctx, partition_id p, caf::actor owner, bool standby) {
   auto& st = self->state;
   st.ctx = std::move(ctx);
   st.p = p;
+  st.owner = std::move(owner);
   st.io = spawn_io(self, st.ctx, p);
-  // Stopping a partition stops its aggregates (they are not linked: passivation ends them).
+  // Stopping a partition stops its aggregates.
   self->set_exit_handler([=](caf::exit_msg& em) {
-    for (auto& [id, l] : self->state.live)
-      self->send_exit(l.actor, em.reason);
+    stop_aggregates(self, em.reason);
     self->quit(em.reason);
   });
   if (standby)
@@ -405,9 +445,16 @@ caf::behavior partition_actor(self_ptr self, context_ptr ctx, partition_id p, bo
       // Events of a failed persist land after the end the partition had when it was sent. A
       // restart (from < 0) reads every event after the snapshot.
       auto& s = self->state;
+      auto rp = self->make_response_promise();
+      if (lost_writer(self)) {
+        catch_up_result r;
+        r.err = *s.failure;
+        rp.deliver(std::move(r));
+        return;
+      }
       if (auto h = s.holds.find(id); h != s.holds.end() && from.value() >= 0)
         from = offset{std::max(from.value(), h->second)};
-      return self->delegate(s.io, a, std::move(id), from);
+      rp.delegate(s.io, a, std::move(id), from);
     },
     [=](release_atom) -> caf::result<bool> {
       auto& s = self->state;
@@ -418,7 +465,7 @@ caf::behavior partition_actor(self_ptr self, context_ptr ctx, partition_id p, bo
       for (auto& [m, rp] : s.stash) // the caller retries them with the next owner
         rp.deliver(command_reply{released_error(s), {}});
       s.stash.clear();
-      if (!s.ready || s.failure) {
+      if (!s.ready) {
         finish_release(self);
         return s.release;
       }
@@ -461,6 +508,8 @@ caf::behavior partition_actor(self_ptr self, context_ptr ctx, partition_id p, bo
       s.snapshot_requested.erase(m.id);
       if (m.err) {
         actors_log().warn("snapshot of '{}' failed: {}", m.id, m.err->to_string());
+        if (lost_writer(self))
+          return;
       } else {
         if (s.ctx->cfg.stats)
           ++s.ctx->cfg.stats->snapshots_written;
@@ -540,8 +589,8 @@ caf::behavior partition_actor(self_ptr self, context_ptr ctx, partition_id p, bo
 
 namespace cafes::detail {
 
-caf::actor spawn_partition(caf::actor_system& sys, context_ptr ctx, partition_id p, bool standby) {
-  return sys.spawn(part::partition_actor, std::move(ctx), p, standby);
+caf::actor spawn_partition(caf::actor_system& sys, context_ptr ctx, partition_id p, caf::actor owner, bool standby) {
+  return sys.spawn(part::partition_actor, std::move(ctx), p, std::move(owner), standby);
 }
 
 } // namespace cafes::detail

@@ -24,6 +24,14 @@ void finish_recovery(self_ptr self) {
   serve_stash(self);
 }
 
+// Whether a recovery that failed with `e` may succeed when tried again: Kafka was unreachable
+// or slow, or the writer was lost. A gap, a repeat or a record that does not decode stays.
+bool passing(const cafes::error& e) {
+  return e == errc::timeout || e == errc::broker_unavailable || e == errc::fenced || e == errc::kafka_error ||
+         e == errc::fatal || e == errc::transaction_aborted || e == errc::not_owned ||
+         e == actor_errc::recovery_failed;
+}
+
 void fail_recovery(self_ptr self, cafes::error e) {
   auto& st = self->state;
   if (st.standby && !st.promote_pending) { // the owner actor starts a new standby if it still wants one
@@ -31,9 +39,11 @@ void fail_recovery(self_ptr self, cafes::error e) {
                       e.to_string());
     return self->quit(caf::exit_reason::user_shutdown);
   }
+  if (passing(e))
+    return lose(self, e);
   actors_log().error("partition {}/{} stops: {}", st.ctx->cfg.journal->topic(), st.p.value(), e.to_string());
   st.standby = false; // a standby promoted meanwhile fails as its owner
-  st.failure = cafes::error{e == errc::fenced ? actor_errc::not_owner : actor_errc::recovery_failed, e.to_string()};
+  st.failure = cafes::error{actor_errc::recovery_failed, e.to_string()};
   st.ready = true;
   if (st.ctx->cfg.stats) {
     if (st.counted == partition_state::counted_ready)

@@ -151,6 +151,32 @@ expected<void> group_member::subscribe(std::vector<std::string> topics) {
 
 bool group_member::joined() const noexcept { return impl_->joined.load(); }
 
+bool group_member::holds(const topic_partition& tp) {
+  auto& d = *impl_;
+  if (!d.joined.load() || d.events.fatal())
+    return false;
+  std::vector<RdKafka::TopicPartition*> assigned;
+  if (d.consumer->assignment(assigned) != RdKafka::ERR_NO_ERROR)
+    return false;
+  bool mine = false;
+  for (auto* a : assigned)
+    mine = mine || (a->topic() == tp.topic && a->partition() == tp.partition.value());
+  RdKafka::TopicPartition::destroy(assigned);
+  if (!mine)
+    return false;
+  // The member never reads, so the committed offset means nothing; the commit's membership
+  // and generation check is what counts.
+  std::vector<RdKafka::TopicPartition*> offsets{RdKafka::TopicPartition::create(tp.topic, tp.partition.value(), 0)};
+  auto code = d.consumer->commitSync(offsets);
+  if (code == RdKafka::ERR_NO_ERROR)
+    code = offsets.front()->err();
+  RdKafka::TopicPartition::destroy(offsets);
+  if (code != RdKafka::ERR_NO_ERROR)
+    persistence_log().info("group {}: {} does not hold {}/{} (the coordinator says {})", d.settings.group_id,
+                           d.settings.instance_id, tp.topic, tp.partition.value(), RdKafka::err2str(code));
+  return code == RdKafka::ERR_NO_ERROR;
+}
+
 std::uint64_t group_member::rebalances() const noexcept { return impl_->rebalances.load(); }
 
 } // namespace cafes

@@ -233,29 +233,22 @@ class transactional_journal final : public kafka_journal_base, public partition_
         delete md;
     }
     pt.dead.reset();
+    pt.lost = false;
     pt.fenced = false;
     pt.commit_pending = false;
     pt.owned = true;
     return {};
   }
 
-  // Settles partition p on the worker thread: finishes a commit that gave up, or replaces a
-  // producer that failed fatally (not fenced). Afterwards no transaction of p is in doubt.
+  // Settles partition p on the worker thread: finishes a commit that gave up. A partition
+  // whose producer failed stays lost until it is opened again (see kill). Afterwards no
+  // transaction of p is in doubt.
   expected<void> settle_partition(std::int32_t p) {
     auto& pt = parts_.at(p);
     if (!pt.dead && pt.events.fatal())
       kill(pt, error{errc::fatal, "the producer of " + pt.txid + " failed fatally"});
     if (pt.dead && !pt.fenced)
       kill(pt, *pt.dead); // its fatal cause may have turned out to be fencing since
-    if (pt.dead && !pt.fenced) {
-      persistence_log().warn("partition {} of {}: replacing its failed producer ({})", p, topic_,
-                             pt.dead->to_string());
-      if (auto ok = open_producer(pt); !ok) {
-        if (ok.error() == errc::fenced)
-          kill(pt, ok.error());
-        return ok;
-      }
-    }
     if (pt.dead)
       return *pt.dead;
     if (pt.commit_pending)
@@ -314,20 +307,31 @@ class transactional_journal final : public kafka_journal_base, public partition_
     also_written_.push_back(topic);
   }
 
+  bool lost(partition_id p) const noexcept override {
+    auto i = parts_.find(p.value());
+    return i != parts_.end() && i->second.owned.load() && (i->second.lost.load() || i->second.events.fatal());
+  }
+
   bool fenced(partition_id p) const noexcept override {
     auto i = parts_.find(p.value());
-    return i != parts_.end() && i->second.fenced.load();
+    return i != parts_.end() && i->second.owned.load() && i->second.fenced.load();
   }
 
   bool healthy() const noexcept override {
     for (auto& [p, pt] : parts_)
-      if (pt.owned.load() && pt.events.fatal() && !pt.fenced.load())
+      if (pt.owned.load() && (pt.lost.load() || pt.events.fatal()) && !pt.fenced.load())
         return false;
     return true;
   }
 
-  expected<void> inject_fatal(const std::string&) override {
-    return error{errc::invalid_argument, "fatal errors are injected into idempotent journals only"};
+  // Makes the producer of every open partition fail fatally, as librdkafka's own fatal
+  // errors do (the partitions' writers are then lost).
+  expected<void> inject_fatal(const std::string& reason) override {
+    for (auto& [p, pt] : parts_)
+      if (pt.owned.load())
+        if (auto ok = on_worker(job::inject, partition_id{p}, {}, reason); !ok)
+          return ok;
+    return {};
   }
 
  private:
@@ -349,7 +353,7 @@ class transactional_journal final : public kafka_journal_base, public partition_
       std::lock_guard guard{mtx_};
       if (stop_)
         return cb(append_result{error{errc::closed, "journal closed"}, event_outcome::not_written});
-      jobs_.push_back({job::write, -1, std::move(recs), std::move(cb), {}, {}});
+      jobs_.push_back({job::write, -1, std::move(recs), std::move(cb), {}, {}, {}});
     }
     cv_.notify_one();
   }
@@ -371,16 +375,18 @@ class transactional_journal final : public kafka_journal_base, public partition_
   }
 
   struct job {
-    enum kind_t { write, settle, barrier, open, close } kind = write;
+    enum kind_t { write, settle, barrier, open, close, inject } kind = write;
     std::int32_t p = -1;                   // settle, open, close: the partition
     std::vector<record> recs;              // write
     append_callback cb;                    // write
     std::function<void(expected<void>)> done; // settle, barrier, open, close
     std::shared_ptr<std::int64_t> hw;         // barrier: the high watermark once settled
+    std::string reason;                       // inject
   };
 
   // Runs a partition job on the worker thread, which alone touches the producers, and waits.
-  expected<void> on_worker(job::kind_t kind, partition_id p, std::shared_ptr<std::int64_t> hw = {}) {
+  expected<void> on_worker(job::kind_t kind, partition_id p, std::shared_ptr<std::int64_t> hw = {},
+                           std::string reason = {}) {
     if (p.value() < 0 || p.value() >= partitions_)
       return error{errc::invalid_argument, "partition " + std::to_string(p.value()) + " of " + topic_ +
                                                " does not exist"};
@@ -390,7 +396,8 @@ class transactional_journal final : public kafka_journal_base, public partition_
       std::lock_guard guard{mtx_};
       if (stop_)
         return error{errc::closed, "journal closed"};
-      jobs_.push_back({kind, p.value(), {}, {}, [done](expected<void> r) { done->set_value(std::move(r)); }, hw});
+      jobs_.push_back({kind, p.value(), {}, {}, [done](expected<void> r) { done->set_value(std::move(r)); }, hw,
+                       std::move(reason)});
     }
     cv_.notify_one();
     return f.get();
@@ -423,6 +430,7 @@ class transactional_journal final : public kafka_journal_base, public partition_
     pt.owned = false;
     pt.producer.reset(); // flushes what it still holds
     pt.dead.reset();
+    pt.lost = false;
     pt.fenced = false;
     pt.commit_pending = false;
     return settled;
@@ -449,7 +457,8 @@ class transactional_journal final : public kafka_journal_base, public partition_
     tx_dr dr;
     detail::client_events events{"transactional producer"};
     std::unique_ptr<RdKafka::Producer> producer;
-    std::optional<error> dead;        // fenced or fatal: the partition takes no more writes
+    std::optional<error> dead;        // why the writer is lost: it takes no more writes
+    std::atomic<bool> lost{false};    // dead (read by other threads)
     std::atomic<bool> fenced{false};  // dead because fenced (read by other threads)
     std::atomic<bool> owned{false};   // open: it has a producer (read by other threads)
     bool commit_pending = false;      // a commit gave up at its deadline and must be finished
@@ -493,6 +502,14 @@ class transactional_journal final : public kafka_journal_base, public partition_
         case job::barrier: j.done(high_watermark_settled(j.p, *j.hw)); break;
         case job::open: j.done(reopen(parts_.at(j.p))); break;
         case job::close: j.done(close_partition(j.p)); break;
+        case job::inject: {
+          auto& pt = parts_.at(j.p);
+          if (pt.producer)
+            rd_kafka_test_fatal_error(pt.producer->c_ptr(), RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
+                                      j.reason.c_str());
+          j.done({});
+          break;
+        }
       }
     }
   }
@@ -558,7 +575,7 @@ class transactional_journal final : public kafka_journal_base, public partition_
       auto r = start_partition(p, recs, idx, res.positions);
       if (r)
         open.push_back(p);
-      else // nothing was committed: the transaction is aborted, by us or by the fencing owner
+      else // nothing was committed, and never will be: the writer is lost (see kill)
         settle(idx, std::move(r), event_outcome::not_written);
     }
     for (auto p : open) {
@@ -572,30 +589,26 @@ class transactional_journal final : public kafka_journal_base, public partition_
     return res;
   }
 
-  // Gives up the partition's transaction: aborts it, or stops the partition for good when
-  // the producer was fenced or failed fatally.
+  // Gives up the partition's transaction, and its producer with it: the partition's writer
+  // is lost until it is opened again (see kill).
   error abandon(std::int32_t p, part& pt, error e) {
-    if (e.code == errc::fenced || e.code == errc::fatal) {
-      persistence_log().error("partition {} of {} stops writing: {}", p, topic_, e.to_string());
-      e = kill(pt, e); // a fatal error caused by fencing is reported as fenced
-    } else {
-      std::unique_ptr<RdKafka::Error> a{pt.producer->abort_transaction(timeout_ms())};
-      if (a) {
-        auto ae = from_kafka(*a, "abort_transaction of " + pt.txid);
-        if (ae.code == errc::fenced || ae.code == errc::fatal)
-          kill(pt, ae);
-      }
-    }
+    e = kill(pt, e); // a fatal error caused by fencing is reported as fenced
+    persistence_log().error("partition {} of {} lost its writer: {}", p, topic_, e.to_string());
     pt.producer->poll(0);
     pt.dr.out = nullptr;
     return e;
   }
 
-  // Stops the partition for good. A fenced producer reports a fatal error whose cause is
-  // ERR__FENCED, or the broker's PRODUCER_FENCED or INVALID_PRODUCER_EPOCH (a zombie that
-  // resumed and tried to bump its epoch); the partition is then fenced, whichever call
-  // noticed it first, and its producer is never replaced: a new producer would fence the
-  // partition's new owner.
+  // Marks the partition's writer lost: it takes no more writes until the partition is closed
+  // and opened again, which its owner does as a takeover, recovery included. A producer whose
+  // transaction failed is neither aborted in place nor replaced: its abort may bump its epoch
+  // (KIP-360), and a resumed zombie's bump, like its replacement's init_transactions, could
+  // fence the partition's rightful owner. Its open transaction is aborted by the next
+  // producer's init_transactions, or by the coordinator's transaction timeout.
+  //
+  // A fenced producer reports a fatal error whose cause is ERR__FENCED, or the broker's
+  // PRODUCER_FENCED or INVALID_PRODUCER_EPOCH; the partition is then fenced (its owner
+  // answers not_owner), whichever call noticed it first.
   error kill(part& pt, error e) {
     std::string reason;
     const auto cause = pt.producer->fatal_error(reason);
@@ -604,6 +617,7 @@ class transactional_journal final : public kafka_journal_base, public partition_
       pt.fenced = true;
     }
     pt.dead = e;
+    pt.lost = true;
     return e;
   }
 

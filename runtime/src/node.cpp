@@ -91,6 +91,7 @@ struct node::impl {
   // Cluster mode: the node's membership in its namespace's group, and the type of each
   // subscribed events topic (read by the member's thread).
   std::unique_ptr<group_member> group;
+  std::mutex group_mtx; // guards `group` against its reset while holds() is asked
   std::mutex topics_mtx;
   std::map<std::string, std::string> topic_types;
   // Partitions the group gave this node for a topic whose type is not hosted yet (a static
@@ -177,7 +178,14 @@ void node::stop() {
   // Leaving first releases the owned partitions gracefully (their revoke handler runs), while
   // the actors still serve. A static member stays in the group: a restart within the session
   // timeout gets the same partitions back.
-  d.group.reset();
+  {
+    std::unique_ptr<group_member> g;
+    {
+      std::lock_guard guard{d.group_mtx};
+      g = std::move(d.group);
+    }
+    g.reset();
+  }
   if (d.routing)
     d.routing->stop(); // removes the node's directory entry while Kafka is still there
   d.stopped = true;
@@ -226,6 +234,11 @@ expected<void> node::host_impl(std::shared_ptr<const aggregate_ops> ops, host_op
   hc.assign_all = opts.assign_all && !d.cfg.cluster;
   if (d.routing)
     hc.forwarder = d.routing->forwarder();
+  if (d.cfg.cluster)
+    hc.still_owned = [this, topic = j->topic()](std::int32_t p) {
+      std::lock_guard guard{impl_->group_mtx};
+      return impl_->group && impl_->group->holds(topic_partition{topic, partition_id{p}});
+    };
   auto h = std::make_shared<const hosted>(spawn_host(*d.sys, std::move(hc)));
   {
     std::lock_guard guard{d.types_mtx}; // place_standbys reads the types on the directory's thread
@@ -359,6 +372,7 @@ expected<void> node::share(const std::string& topic, const std::string& type) {
     auto g = group_member::join(d.kafka, std::move(gs), std::move(gh));
     if (!g)
       return std::move(g).error();
+    std::lock_guard guard{d.group_mtx};
     d.group = std::move(*g);
   }
   return d.group->subscribe(std::move(topics));

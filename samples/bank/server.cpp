@@ -279,6 +279,7 @@ struct http_interface::impl {
                  {"batch_max", s->batch_max.load()},
                  {"sequence_errors", s->sequence_errors.load()},
                  {"partitions_failed", s->partitions_failed.load()},
+                 {"retakes", s->retakes.load()},
                  {"handler_failures", s->handler_failures.load()},
                  {"aggregate_restarts", s->aggregate_restarts.load()},
                  {"aggregates_stopped", s->aggregates_stopped.load()},

@@ -151,7 +151,7 @@ TEST_CASE("broker: a fenced zombie's snapshot and checkpoint writes fail and are
   auto zombie_store = make_kafka_snapshot_store(cfg, t.names.snapshots, t.partitions, transactional_writer(zombie));
   REQUIRE(zombie_store);
   REQUIRE(transactional_writer(zombie));
-  CHECK_FALSE(zombie->fenced(partition_id{0}));
+  CHECK_FALSE(zombie->lost(partition_id{0}));
 
   // Before fencing, the zombie's writes land.
   REQUIRE(zombie->append_sync({make_event("acc-1", 1)}));
@@ -166,14 +166,14 @@ TEST_CASE("broker: a fenced zombie's snapshot and checkpoint writes fail and are
   auto late_snapshot = (*zombie_store)->save_sync(make_snapshot("acc-1", 2));
   REQUIRE_FALSE(late_snapshot);
   CHECK(late_snapshot.error() == errc::fenced);
-  CHECK(zombie->fenced(partition_id{0}));
+  CHECK(zombie->lost(partition_id{0}));
   auto late_checkpoint = (*zombie_store)->save_checkpoint(partition_id{0}, offset{2});
   REQUIRE_FALSE(late_checkpoint);
   CHECK(late_checkpoint.error() == errc::fenced);
   auto late_event = zombie->append_sync({make_event("acc-1", 2)});
   REQUIRE_FALSE(late_event);
   CHECK(late_event.error() == errc::fenced);
-  CHECK_FALSE(successor->fenced(partition_id{0}));
+  CHECK_FALSE(successor->lost(partition_id{0}));
 
   // A read_committed reader sees the zombie's writes from before the fencing only.
   auto reader = make_kafka_snapshot_store(cfg, t.names.snapshots, t.partitions, transactional_writer(successor));

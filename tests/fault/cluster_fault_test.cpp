@@ -34,14 +34,19 @@ void check_outcome(const bank_cluster& c, const deposit_load& load, const std::v
 
 } // namespace
 
-/// Takeovers that started from a hot standby, summed over the nodes in `among`.
-std::uint64_t promotions(const bank_cluster& c, const std::vector<int>& among) {
+/// A counter of the nodes' /stats (promotions, retakes, ...), summed over the nodes in `among`.
+std::uint64_t stat_sum(const bank_cluster& c, const std::vector<int>& among, const char* counter) {
   std::uint64_t n = 0;
   for (int i : among)
     if (auto j = c.nodes[static_cast<std::size_t>(i)]->stats(); j.is_object())
       for (auto type : {"account", "transfer"})
-        n += j[type]["promotions"].get<std::uint64_t>();
+        n += j[type][counter].get<std::uint64_t>();
   return n;
+}
+
+/// Takeovers that started from a hot standby, summed over the nodes in `among`.
+std::uint64_t promotions(const bank_cluster& c, const std::vector<int>& among) {
+  return stat_sum(c, among, "promotions");
 }
 
 TEST_CASE("cluster: a node killed with SIGKILL under load loses its partitions to the others, which take "
@@ -142,6 +147,9 @@ TEST_CASE("cluster: a node paused past the session timeout is fenced: after it r
   }
   const auto at_resume = load.acked_count();
   REQUIRE(eventually_every([&] { return load.acked_count() >= at_resume + 100; }, std::chrono::seconds{60}, poll_every));
+  // The zombie's lost writers were never taken over again: the group did not confirm it
+  // held their partitions any more (it takes back only what the group assigns it anew).
+  CHECK(stat_sum(c, {1}, "retakes") == 0);
   load.stop();
   CHECK(load.rejected() == 0);
   check_outcome(c, load, {0, 1, 2});

@@ -55,6 +55,7 @@ class wrapped_journal final : public journal {
   const std::string& topic() const noexcept override { return inner_->topic(); }
   codec_limits limits() const noexcept override { return inner_->limits(); }
   bool healthy() const noexcept override { return inner_->healthy(); }
+  bool lost(partition_id p) const noexcept override { return inner_->lost(p); }
   bool fenced(partition_id p) const noexcept override { return inner_->fenced(p); }
 
   /// Returns the events read from partition p since the last reset.

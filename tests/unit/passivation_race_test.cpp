@@ -143,7 +143,7 @@ struct raw_host {
   }
   ~raw_host() {
     caf::anon_send_exit(h.journal_actor, caf::exit_reason::user_shutdown);
-    caf::anon_send_exit(partition(), caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(h.owner, caf::exit_reason::user_shutdown); // stops the partition too
   }
 
   const caf::actor& partition() const { return h.partitions.at(0); }

@@ -71,6 +71,11 @@ struct host_config : host_options {
   /// The node's forwarder (routing between nodes), or null: a command for a partition this
   /// node does not own goes to it as forward_msg, unless it came from another node already.
   caf::actor forwarder;
+  /// Cluster mode: asks the group whether this node still holds partition p (blocking, up to a
+  /// round trip to the group coordinator). A partition that stopped on its own (its writer was
+  /// lost) is taken over again only once this confirms it; without it (single-node mode),
+  /// it is taken over again unless another writer fenced it.
+  std::function<bool(std::int32_t)> still_owned;
 };
 
 /// Spawns the journal actor for `j`: adaptive group commit across all aggregates of a node.

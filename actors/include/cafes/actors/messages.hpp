@@ -206,6 +206,11 @@ using mark_atom = caf::atom_constant<caf::atom("mark")>;
 using standby_atom = caf::atom_constant<caf::atom("standby")>;
 /// To a standby partition actor: take the partition over.
 using promote_atom = caf::atom_constant<caf::atom("promote")>;
+/// From a partition actor to its owner: `lost_atom, p, fenced`: it stopped serving (its
+/// writer was lost, or its recovery failed on a Kafka error). Owner-internal: `retake_atom,
+/// p[, confirmed]` takes such a partition over again.
+using lost_atom = caf::atom_constant<caf::atom("lost")>;
+using retake_atom = caf::atom_constant<caf::atom("retake")>;
 
 } // namespace cafes
 

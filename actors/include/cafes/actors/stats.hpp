@@ -21,12 +21,14 @@ struct host_stats {
   std::atomic<std::uint64_t> resident{0};             ///< live aggregate actors now
   std::atomic<std::uint64_t> partitions_owned{0};    ///< assigned to this node now
   std::atomic<std::uint64_t> partitions_ready{0};    ///< owned, recovered and serving now
-  std::atomic<std::uint64_t> partitions_failed{0};   ///< owned and stopped by corruption or Kafka errors now
+  std::atomic<std::uint64_t> partitions_failed{0};   ///< owned and stopped by corruption (a gap, a record that does not decode) now
   std::atomic<std::uint64_t> assignments{0};         ///< partitions taken over (epoch bumps)
   std::atomic<std::uint64_t> revocations{0};         ///< partitions released
   std::atomic<std::uint64_t> standbys{0};            ///< partitions this node keeps warm for a takeover now
   std::atomic<std::uint64_t> standby_events{0};      ///< journal events the standbys applied
   std::atomic<std::uint64_t> promotions{0};          ///< takeovers that started from a standby
+  std::atomic<std::uint64_t> retakes{0};             ///< partitions taken over again after their writer was lost
+                                                     ///< or their recovery failed on a Kafka error
   std::atomic<std::uint64_t> commands{0};
   std::atomic<std::uint64_t> rejections{0};
   std::atomic<std::uint64_t> events_persisted{0};

@@ -59,6 +59,13 @@ class group_member {
   /// and is not known to have been expelled since.
   bool joined() const noexcept;
 
+  /// Asks the group coordinator whether this member still holds `tp`: it commits an offset of
+  /// `tp` under its membership and generation, which the coordinator refuses from a member it
+  /// expelled (a paused node that missed its session timeout) or of an older generation.
+  /// True only when `tp` is in the member's assignment and the commit succeeded; false on any
+  /// doubt. Blocks up to a round trip to the coordinator.
+  bool holds(const topic_partition& tp);
+
   /// Returns how many rebalances (assignments and revocations) the member went through.
   std::uint64_t rebalances() const noexcept;
 

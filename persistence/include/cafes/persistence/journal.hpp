@@ -105,7 +105,8 @@ class journal {
   virtual codec_limits limits() const noexcept { return {}; }
 
   /// Returns false while the journal cannot write (its producer failed fatally and is not
-  /// replaced yet); a node reports itself not ready meanwhile.
+  /// replaced yet, or a partition's writer is lost and not taken over again yet); a node
+  /// reports itself not ready meanwhile.
   virtual bool healthy() const noexcept { return true; }
 
   /// Opens partition `p`'s writer for this node, the partition's new owner. A transactional
@@ -118,9 +119,16 @@ class journal {
   /// Later appends to `p` fail with not_owned until it is opened again. Blocks.
   virtual expected<void> close(partition_id) { return {}; }
 
-  /// Returns true once partition `p` was fenced (a newer owner took it over). A fenced
-  /// partition takes no more writes, of events, snapshots or checkpoints: each fails with
-  /// errc::fenced. Its owner must stop serving it and answer not_owner.
+  /// Returns true once partition `p`'s writer is lost: fenced by a newer owner, or its
+  /// transactional producer failed. A lost partition takes no more writes, of events,
+  /// snapshots or checkpoints: each fails (errc::fenced when fenced). Its owner must stop
+  /// serving it; the only way back is close() and open() (whose new producer fences every
+  /// other writer) followed by a recovery, as a takeover does. A failed producer is never
+  /// aborted or replaced in place: a resumed zombie's abort or replacement could fence the
+  /// partition's rightful owner.
+  virtual bool lost(partition_id) const noexcept { return false; }
+
+  /// Returns true once partition `p`'s writer is lost because a newer writer fenced it.
   virtual bool fenced(partition_id) const noexcept { return false; }
 
   /// Appends and waits for the outcome (for tools and tests; actors use append()).
