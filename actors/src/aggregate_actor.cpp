@@ -184,34 +184,17 @@ void catch_up(self_ptr self) {
           s.since_snapshot = 0;
         }
         for (std::size_t i = 0; i < r.events.size(); ++i) {
-          auto& ev = r.events[i];
-          if (ev.seq.value() <= s.seq.value())
+          auto f = fold_event(*s.ctx, s.p, s.durable, s.seq, s.seq.value(), r.events[i], r.offsets[i]);
+          if (f.what == folded::known)
             continue;
-          if (ev.seq.value() != s.seq.value() + 1) {
-            stop(self, r.offsets[i],
-                 cafes::error{errc::sequence_gap, "aggregate '" + s.id.str() + "' jumps from " +
-                                                    std::to_string(s.seq.value()) + " to " +
-                                                    std::to_string(ev.seq.value()) + " at " +
-                                                    s.ctx->cfg.journal->topic() + "/" + std::to_string(s.p.value()) +
-                                                    "@" + std::to_string(r.offsets[i].value())});
+          if (f.what == folded::failed || (f.what == folded::threw && s.restart)) {
+            // A gap, an event that does not decode, or an apply that threw while the state
+            // was rebuilt: it would fail at every restart.
+            stop(self, r.offsets[i], std::move(f.err));
             break;
           }
-          auto typed = s.ctx->cfg.ops->decode_event(ev);
-          if (!typed) {
-            stop(self, r.offsets[i], typed.error());
-            break;
-          }
-          if (auto what = guarded([&] { s.ctx->cfg.ops->apply(s.durable, *typed); })) {
-            // Thrown while the state was rebuilt: it would throw at every restart.
-            if (s.restart) {
-              stop(self, r.offsets[i], stopped_error(*s.ctx, s.id.str(), s.p, r.offsets[i], *what));
-              break;
-            }
-            // Thrown on the live state: the events caught up so far are known to the
-            // partition, and the restart reads them again with the rest.
-            return restart(self, *what);
-          }
-          s.seq = ev.seq;
+          if (f.what == folded::threw) // on the live state: the restart reads these events again
+            return restart(self, f.thrown);
           s.last = r.offsets[i];
           ++s.since_snapshot;
           self->send(s.partition, persisted_msg{s.id.str(), s.seq, r.offsets[i], r.offsets[i], 1});

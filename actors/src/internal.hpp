@@ -60,6 +60,44 @@ inline cafes::error stopped_error(const host_context& ctx, std::string_view id, 
                         std::string{what} + "; it serves again once apply is fixed and the node restarted"};
 }
 
+/// What folding one replayed event into an aggregate's state did.
+struct folded {
+  enum kind { applied, known, failed, threw } what = applied;
+  cafes::error err;   ///< failed: a gap, a repeat or an event that does not decode; threw: stopped_error
+  std::string thrown; ///< threw: what apply threw
+};
+
+/// Folds `ev`, read at `off` of partition `p`, into an aggregate's `state` at `seq`. An event
+/// at or below `known` was folded before (or a snapshot covers it) and is skipped; the next
+/// seq is decoded and applied, and `seq` moves on; anything else is a repeat or a gap in the
+/// journal. A partition's recovery and an aggregate's catch-up both replay with it.
+inline folded fold_event(const host_context& ctx, partition_id p, std::any& state, seq_nr& seq,
+                         std::uint64_t known, const event_envelope& ev, offset off) {
+  auto at = [&] {
+    return " at " + ctx.cfg.journal->topic() + "/" + std::to_string(p.value()) + "@" + std::to_string(off.value());
+  };
+  if (ev.seq.value() <= known)
+    return {folded::known, {}, {}};
+  if (ev.seq.value() <= seq.value())
+    return {folded::failed,
+            cafes::error{errc::sequence_repeat,
+                         "aggregate '" + ev.id.str() + "' repeats seq " + std::to_string(ev.seq.value()) + at()},
+            {}};
+  if (ev.seq.value() != seq.value() + 1)
+    return {folded::failed,
+            cafes::error{errc::sequence_gap, "aggregate '" + ev.id.str() + "' jumps from seq " +
+                                               std::to_string(seq.value()) + " to " +
+                                               std::to_string(ev.seq.value()) + at()},
+            {}};
+  auto typed = ctx.cfg.ops->decode_event(ev);
+  if (!typed)
+    return {folded::failed, cafes::error{typed.error().code, typed.error().message + at()}, {}};
+  if (auto what = guarded([&] { ctx.cfg.ops->apply(state, *typed); }))
+    return {folded::threw, stopped_error(ctx, ev.id.str(), p, off, *what), *what};
+  seq = ev.seq;
+  return {};
+}
+
 /// Spawns the aggregate actor of one instance.
 caf::actor spawn_aggregate(caf::local_actor* parent, context_ptr ctx, caf::actor partition, caf::actor io,
                            aggregate_start start);

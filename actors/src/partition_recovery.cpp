@@ -63,27 +63,13 @@ expected<void> replay_one(partition_state& st, event_envelope& ev, offset off) {
   auto& c = st.cold[ev.id.str()];
   if (!c.state.has_value())
     c.state = st.ctx->cfg.ops->initial_state();
-  auto at = [&] {
-    return " at " + st.ctx->cfg.journal->topic() + "/" + std::to_string(st.p.value()) + "@" +
-           std::to_string(off.value());
-  };
-  if (ev.seq.value() <= c.snapshot_seq)
-    return {}; // covered by the snapshot
-  if (ev.seq.value() <= c.seq.value())
-    return cafes::error{errc::sequence_repeat, "aggregate '" + ev.id.str() + "' repeats seq " +
-                                                   std::to_string(ev.seq.value()) + at()};
-  if (ev.seq.value() != c.seq.value() + 1)
-    return cafes::error{errc::sequence_gap, "aggregate '" + ev.id.str() + "' jumps from seq " +
-                                                std::to_string(c.seq.value()) + " to " +
-                                                std::to_string(ev.seq.value()) + at()};
-  auto typed = st.ctx->cfg.ops->decode_event(ev);
-  if (!typed)
-    return cafes::error{typed.error().code, typed.error().message + at()};
-  if (auto what = guarded([&] { st.ctx->cfg.ops->apply(c.state, *typed); })) {
-    stop(st, ev.id.str(), off.value(), stopped_error(*st.ctx, ev.id.str(), st.p, off, *what));
-    return {};
+  auto f = fold_event(*st.ctx, st.p, c.state, c.seq, c.snapshot_seq, ev, off);
+  switch (f.what) {
+    case folded::known: return {};
+    case folded::failed: return f.err;
+    case folded::threw: stop(st, ev.id.str(), off.value(), f.err); return {};
+    case folded::applied: break;
   }
-  c.seq = ev.seq;
   c.last = off;
   ++c.since_snapshot;
   auto& t = st.tracks[ev.id.str()];
@@ -142,21 +128,28 @@ void replay(self_ptr self, offset from) {
 
 void scan(self_ptr self);
 
+// One step of a recovery: asks the I/O actor, then, unless the partition is being released
+// meanwhile, fails the recovery on an error or goes on with `next(answer)`.
+template <class R, class F, class... Ts>
+void io_step(self_ptr self, F next, Ts... xs) {
+  self->request(self->state.io, caf::infinite, xs...)
+    .then(
+      [=](R& r) {
+        if (self->state.releasing)
+          return;
+        if (r.err)
+          return fail_recovery(self, *r.err);
+        next(r);
+      },
+      recovery_error(self));
+}
+
 // Opens the partition's writer, which fences every older owner (and finishes or aborts its
 // last transaction), so that nothing of an older owner can land after the journal is read;
 // then runs `next`.
 template <class F>
 void open_writer(self_ptr self, F next) {
-  self->request(self->state.io, caf::infinite, open_atom::value)
-    .then(
-      [=](io_result& r) {
-        if (self->state.releasing)
-          return;
-        if (r.err)
-          return fail_recovery(self, *r.err);
-        next();
-      },
-      recovery_error(self));
+  io_step<io_result>(self, [=](io_result&) { next(); }, open_atom::value);
 }
 
 // Taking the partition over cold: open the writer, read the snapshots and the mark, claim the
@@ -169,65 +162,55 @@ void recover(self_ptr self) {
 // recovery starts from, through the freshly opened writer, then replays. A node never writes
 // an event of an epoch it has not stored: epochs grow with every change of owner.
 void claim_epoch(self_ptr self, std::int64_t from, std::uint64_t last_epoch, std::int64_t replay_from) {
-  auto& st = self->state;
   const auto epoch = last_epoch + 1;
-  self->request(st.io, caf::infinite, checkpt_atom::value, offset{from}, epoch)
-    .then(
-      [=](checkpoint_result& r) {
-        auto& s = self->state;
-        if (s.releasing)
-          return;
-        if (r.err)
-          return fail_recovery(self, *r.err);
-        s.epoch = epoch;
-        actors_log().debug("partition {}/{}: epoch {}", s.ctx->cfg.journal->topic(), s.p.value(), epoch);
-        replay(self, offset{replay_from});
-      },
-      recovery_error(self));
+  io_step<checkpoint_result>(
+    self,
+    [=](checkpoint_result&) {
+      auto& s = self->state;
+      s.epoch = epoch;
+      actors_log().debug("partition {}/{}: epoch {}", s.ctx->cfg.journal->topic(), s.p.value(), epoch);
+      replay(self, offset{replay_from});
+    },
+    checkpt_atom::value, offset{from}, epoch);
 }
 
 void scan(self_ptr self) {
-  auto& st = self->state;
-  self->request(st.io, caf::infinite, scan_atom::value)
-    .then(
-      [=](scan_result& r) {
-        auto& s = self->state;
-        if (s.releasing)
-          return;
-        if (r.err)
-          return fail_recovery(self, *r.err);
-        bool fallback = r.corrupt > 0;
-        for (auto& snap : r.snapshots) {
-          auto state = s.ctx->cfg.ops->decode_state(snap.state_type, snap.state_version, snap.state);
-          if (!state) {
-            actors_log().error("snapshot of '{}' in partition {} does not decode ({}); it recovers from the journal",
-                               snap.id.str(), s.p.value(), state.error().to_string());
-            ++r.corrupt;
-            fallback = true;
-            continue;
-          }
-          s.cold[snap.id.str()] = cold_entry{std::move(*state), snap.seq, snap.journal_offset, 0, snap.seq.value()};
-          s.tracks[snap.id.str()].last = snap.journal_offset.value();
-          s.end = std::max(s.end, snap.journal_offset.value() + 1);
+  io_step<scan_result>(
+    self,
+    [=](scan_result& r) {
+      auto& s = self->state;
+      bool fallback = r.corrupt > 0;
+      for (auto& snap : r.snapshots) {
+        auto state = s.ctx->cfg.ops->decode_state(snap.state_type, snap.state_version, snap.state);
+        if (!state) {
+          actors_log().error("snapshot of '{}' in partition {} does not decode ({}); it recovers from the journal",
+                             snap.id.str(), s.p.value(), state.error().to_string());
+          ++r.corrupt;
+          fallback = true;
+          continue;
         }
-        if (s.ctx->cfg.stats) {
-          if (!s.standby)
-            s.ctx->cfg.stats->snapshots_read += r.snapshots.size();
-          s.ctx->cfg.stats->corrupt_snapshots += r.corrupt;
-        }
-        // A corrupt snapshot means the checkpoint cannot be trusted for its aggregate: replay
-        // the partition from its start (logged above and counted), never lose events.
-        std::int64_t from = 0;
-        if (r.mark && !fallback)
-          from = r.mark->checkpoint.value();
-        s.stored_checkpoint = from;
-        s.bound_checkpoint = from;
-        s.end = std::max(s.end, from);
-        if (s.standby)
-          return replay(self, offset{from});
-        claim_epoch(self, from, r.mark ? r.mark->epoch : 0, from);
-      },
-      recovery_error(self));
+        s.cold[snap.id.str()] = cold_entry{std::move(*state), snap.seq, snap.journal_offset, 0, snap.seq.value()};
+        s.tracks[snap.id.str()].last = snap.journal_offset.value();
+        s.end = std::max(s.end, snap.journal_offset.value() + 1);
+      }
+      if (s.ctx->cfg.stats) {
+        if (!s.standby)
+          s.ctx->cfg.stats->snapshots_read += r.snapshots.size();
+        s.ctx->cfg.stats->corrupt_snapshots += r.corrupt;
+      }
+      // A corrupt snapshot means the checkpoint cannot be trusted for its aggregate: replay
+      // the partition from its start (logged above and counted), never lose events.
+      std::int64_t from = 0;
+      if (r.mark && !fallback)
+        from = r.mark->checkpoint.value();
+      s.stored_checkpoint = from;
+      s.bound_checkpoint = from;
+      s.end = std::max(s.end, from);
+      if (s.standby)
+        return replay(self, offset{from});
+      claim_epoch(self, from, r.mark ? r.mark->epoch : 0, from);
+    },
+    scan_atom::value);
 }
 
 void start_standby(self_ptr self) {
@@ -261,24 +244,20 @@ void promote(self_ptr self) {
     ++st.ctx->cfg.stats->promotions;
   // As a cold takeover: open the writer first, read the stored mark, claim the next epoch.
   open_writer(self, [=] {
-    self->request(self->state.io, caf::infinite, mark_atom::value)
-      .then(
-        [=](mark_result& m) {
-          auto& s = self->state;
-          if (s.releasing)
-            return;
-          if (m.err)
-            return fail_recovery(self, *m.err);
-          // A corrupt mark: stores from 0, as a cold takeover would, and loses nothing.
-          const auto c = m.mark ? std::min(m.mark->checkpoint.value(), s.end) : 0;
-          cover_below(s, c);
-          s.stored_checkpoint = c;
-          s.bound_checkpoint = c;
-          actors_log().debug("partition {}/{}: standby promoted at offset {} (checkpoint {})",
-                             s.ctx->cfg.journal->topic(), s.p.value(), s.end, c);
-          claim_epoch(self, c, m.mark ? m.mark->epoch : 0, s.end);
-        },
-        recovery_error(self));
+    io_step<mark_result>(
+      self,
+      [=](mark_result& m) {
+        auto& s = self->state;
+        // A corrupt mark: stores from 0, as a cold takeover would, and loses nothing.
+        const auto c = m.mark ? std::min(m.mark->checkpoint.value(), s.end) : 0;
+        cover_below(s, c);
+        s.stored_checkpoint = c;
+        s.bound_checkpoint = c;
+        actors_log().debug("partition {}/{}: standby promoted at offset {} (checkpoint {})",
+                           s.ctx->cfg.journal->topic(), s.p.value(), s.end, c);
+        claim_epoch(self, c, m.mark ? m.mark->epoch : 0, s.end);
+      },
+      mark_atom::value);
   });
 }
 
