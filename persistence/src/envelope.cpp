@@ -1,5 +1,6 @@
 // The event envelope codec: envelope <-> Kafka record with CloudEvents binary-mode headers.
 #include "cafes/persistence/envelope.hpp"
+#include "cafes/persistence/partitioner.hpp"
 
 #include <charconv>
 #include <chrono>
@@ -238,6 +239,20 @@ expected<record> encode_event(const event_envelope& e, std::string topic, const 
     r.headers.push_back({std::string{hdr::causation}, e.command_id});
   r.value = e.payload;
   return r;
+}
+
+expected<std::vector<record>> encode_batch(const std::vector<event_envelope>& batch, const std::string& topic,
+                                           std::int32_t partitions, const codec_limits& limits) {
+  std::vector<record> recs;
+  recs.reserve(batch.size());
+  for (auto& e : batch) {
+    auto r = encode_event(e, topic, limits);
+    if (!r)
+      return std::move(r).error();
+    r->partition = partition_for(r->key, partitions);
+    recs.push_back(std::move(*r));
+  }
+  return recs;
 }
 
 expected<event_envelope> decode_event(const record& r) { return decode_event(record_view::of(r)); }

@@ -47,15 +47,10 @@ class memory_journal final : public journal {
     : topic_(std::move(topic)), limits_(limits), parts_(static_cast<std::size_t>(partitions)) {}
 
   void append(std::vector<event_envelope> batch, append_callback cb) override {
-    std::vector<record> recs;
-    recs.reserve(batch.size());
-    for (auto& e : batch) {
-      auto r = encode_event(e, topic_, limits_);
-      if (!r)
-        return cb(append_result{std::move(r).error(), event_outcome::not_written});
-      r->partition = partition_for(r->key, partitions());
-      recs.push_back(std::move(*r));
-    }
+    auto encoded = encode_batch(batch, topic_, partitions(), limits_);
+    if (!encoded)
+      return cb(append_result{std::move(encoded).error(), event_outcome::not_written});
+    auto& recs = *encoded;
     std::vector<position> out;
     out.reserve(recs.size());
     {

@@ -19,21 +19,6 @@ namespace {
 
 using detail::from_kafka;
 
-/// Encodes a batch for `topic`, assigning partitions; fails before anything is written.
-expected<std::vector<record>> encode_batch(std::vector<event_envelope>& batch, const std::string& topic,
-                                           std::int32_t partitions, const codec_limits& limits) {
-  std::vector<record> recs;
-  recs.reserve(batch.size());
-  for (auto& e : batch) {
-    auto r = encode_event(e, topic, limits);
-    if (!r)
-      return std::move(r).error();
-    r->partition = partition_for(r->key, partitions);
-    recs.push_back(std::move(*r));
-  }
-  return recs;
-}
-
 bool is_barrier(const rd_kafka_message_t* m) {
   return m->key && std::string_view{static_cast<const char*>(m->key), m->key_len} == barrier_key;
 }

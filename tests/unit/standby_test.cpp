@@ -72,25 +72,34 @@ std::uint64_t journal_events(journal& j, std::int32_t p) {
   }
 }
 
+/// Node a owns partition p and writes `first` deposits into each of `accounts` accounts of it;
+/// then node b keeps p warm (a standby) while a writes `second` more deposits into each.
+struct owner_and_standby {
+  shared_storage st;
+  node a{config("node-a")};
+  node b{config("node-b")};
+  std::map<std::string, std::int64_t> want; // the balances a served
+
+  owner_and_standby(std::int32_t p, int accounts, int first, int second) {
+    REQUIRE(a.host<account>(st.options(true)));
+    REQUIRE(a.wait_ready(cafes::test::scaled(std::chrono::seconds{10})));
+    want = load(a, p, accounts, first, "first-");
+    REQUIRE(b.host<account>(st.options(false)));
+    REQUIRE(b.standby("account", p));
+    for (auto& [id, balance] : load(a, p, accounts, second, "second-"))
+      want[id] = balance;
+  }
+};
+
 } // namespace
 
 TEST_CASE("a standby keeps a partition warm and takes it over reading each event once", "[standby][ownership]") {
-  shared_storage st;
-  node a{config("node-a")};
-  REQUIRE(a.host<account>(st.options(true)));
-  REQUIRE(a.wait_ready(cafes::test::scaled(std::chrono::seconds{10})));
   const std::int32_t p = 0;
-  auto want = load(a, p, 20, 6, "first-");
-
-  node b{config("node-b")};
-  REQUIRE(b.host<account>(st.options(false)));
-  REQUIRE(b.standby("account", p));
+  owner_and_standby c{p, 20, 6, 3};
+  auto& [st, a, b, want] = c;
   CHECK(b.standbys("account").value() == std::vector<std::int32_t>{p});
   auto sb = b.stats("account");
   CHECK(sb->standbys == 1);
-  auto more = load(a, p, 20, 3, "second-"); // written while b tails
-  for (auto& [id, b2] : more)
-    want[id] = b2;
   // It reads the events after the checkpoint, then tails what comes, each once.
   const auto total = journal_events(*st.j, p);
   REQUIRE(total > 0);
@@ -116,18 +125,9 @@ TEST_CASE("a standby keeps a partition warm and takes it over reading each event
 }
 
 TEST_CASE("a standby promoted before it read the latest events replays just those", "[standby][ownership]") {
-  shared_storage st;
-  node a{config("node-a")};
-  REQUIRE(a.host<account>(st.options(true)));
-  REQUIRE(a.wait_ready(cafes::test::scaled(std::chrono::seconds{10})));
   const std::int32_t p = 1;
-  auto want = load(a, p, 10, 3, "first-");
-  node b{config("node-b")};
-  REQUIRE(b.host<account>(st.options(false)));
-  REQUIRE(b.standby("account", p));
-  auto more = load(a, p, 10, 2, "second-");
-  for (auto& [id, b2] : more)
-    want[id] = b2;
+  owner_and_standby c{p, 10, 3, 2};
+  auto& [st, a, b, want] = c;
   REQUIRE(a.revoke("account", p)); // at once: the standby may not have read the last events
   REQUIRE(b.assign("account", p));
   REQUIRE(b.wait_ready(cafes::test::scaled(std::chrono::seconds{10})));

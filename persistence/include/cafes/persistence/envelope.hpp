@@ -74,6 +74,11 @@ expected<void> check_event(const event_envelope& e, std::string_view topic, cons
 expected<record> encode_event(const event_envelope& e, std::string topic,
                               const codec_limits& limits = {});
 
+/// Encodes a batch of envelopes for `topic`, each in its aggregate's partition of
+/// `partitions` (partition_for its id). Fails, for the whole batch, as encode_event does.
+expected<std::vector<record>> encode_batch(const std::vector<event_envelope>& batch, const std::string& topic,
+                                           std::int32_t partitions, const codec_limits& limits = {});
+
 /// Decodes a record read from a journal topic. Fails with missing_header, bad_header,
 /// unsupported_version or malformed_record; the message names topic, partition and offset.
 expected<event_envelope> decode_event(const record& r);
