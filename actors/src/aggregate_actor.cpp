@@ -28,7 +28,6 @@ struct aggregate_state {
   static inline const char* name = "cafes.aggregate";
   context_ptr ctx;
   caf::actor partition;
-  caf::actor io;
   aggregate_id id;
   partition_id p{0};
   std::any durable;     // state after the last durable event
@@ -422,12 +421,10 @@ cafes::error handed_over(const aggregate_state& st) {
   return cafes::error{actor_errc::not_owner, "the partition of '" + st.id.str() + "' is being handed over"};
 }
 
-caf::behavior aggregate_actor(self_ptr self, context_ptr ctx, caf::actor partition, caf::actor io,
-                              aggregate_start start) {
+caf::behavior aggregate_actor(self_ptr self, context_ptr ctx, caf::actor partition, aggregate_start start) {
   auto& st = self->state;
   st.ctx = std::move(ctx);
   st.partition = std::move(partition);
-  st.io = std::move(io);
   st.id = aggregate_id::unchecked(std::move(start.id));
   st.p = start.p;
   st.durable = start.state.has_value() ? std::move(start.state) : st.ctx->cfg.ops->initial_state();
@@ -490,9 +487,8 @@ caf::behavior aggregate_actor(self_ptr self, context_ptr ctx, caf::actor partiti
 
 } // namespace
 
-caf::actor spawn_aggregate(caf::local_actor* parent, context_ptr ctx, caf::actor partition, caf::actor io,
-                           aggregate_start start) {
-  return parent->spawn(aggregate_actor, std::move(ctx), std::move(partition), std::move(io), std::move(start));
+caf::actor spawn_aggregate(caf::local_actor* parent, context_ptr ctx, caf::actor partition, aggregate_start start) {
+  return parent->spawn(aggregate_actor, std::move(ctx), std::move(partition), std::move(start));
 }
 
 } // namespace cafes::detail

@@ -99,11 +99,21 @@ inline folded fold_event(const host_context& ctx, partition_id p, std::any& stat
 }
 
 /// Spawns the aggregate actor of one instance.
-caf::actor spawn_aggregate(caf::local_actor* parent, context_ptr ctx, caf::actor partition, caf::actor io,
-                           aggregate_start start);
+caf::actor spawn_aggregate(caf::local_actor* parent, context_ptr ctx, caf::actor partition, aggregate_start start);
 
-/// Spawns the detached actor that runs one partition's blocking reads and checkpoint writes.
-caf::actor spawn_io(caf::local_actor* parent, context_ptr ctx, partition_id p);
+/// The detached actor that runs one partition's blocking reads and writes (journal, snapshots,
+/// checkpoint), typed: a request it does not take, or an answer of the wrong type, does not
+/// compile.
+using io_actor = caf::typed_actor<caf::replies_to<scan_atom>::with<scan_result>,
+                                  caf::replies_to<mark_atom>::with<mark_result>,
+                                  caf::replies_to<read_atom, offset, std::size_t>::with<read_result>,
+                                  caf::replies_to<catchup_atom, std::string, offset>::with<catch_up_result>,
+                                  caf::replies_to<checkpt_atom, offset, std::uint64_t>::with<checkpoint_result>,
+                                  caf::replies_to<open_atom>::with<io_result>,
+                                  caf::replies_to<close_atom>::with<io_result>>;
+
+/// Spawns partition p's I/O actor, linked to `parent` (its partition actor).
+io_actor spawn_io(caf::local_actor* parent, context_ptr ctx, partition_id p);
 
 /// Spawns the partition actor of partition `p`, which serves it for the type's `owner` actor
 /// (and tells it when it stops serving on its own), or with `standby` a hot standby that keeps

@@ -12,7 +12,7 @@ bool undecodable(const cafes::error& e) {
          e == errc::unsupported_version || e == errc::unknown_type || e == errc::type_mismatch;
 }
 
-caf::behavior io_actor(caf::event_based_actor*, context_ptr ctx, partition_id p) {
+io_actor::behavior_type io_impl(io_actor::pointer, context_ptr ctx, partition_id p) {
   return {
     [=](scan_atom) {
       scan_result out;
@@ -61,7 +61,7 @@ caf::behavior io_actor(caf::event_based_actor*, context_ptr ctx, partition_id p)
         out.err = c.error();
       return out;
     },
-    [=](catchup_atom, const std::string& id, offset from) {
+    [=](catchup_atom, const std::string& id, offset from) -> catch_up_result {
       catch_up_result out;
       // Past the barrier nothing of an earlier failed append can land any more.
       auto barrier = ctx->cfg.journal->barrier(p);
@@ -130,8 +130,8 @@ caf::behavior io_actor(caf::event_based_actor*, context_ptr ctx, partition_id p)
 
 } // namespace
 
-caf::actor spawn_io(caf::local_actor* parent, context_ptr ctx, partition_id p) {
-  return parent->spawn<caf::detached + caf::linked>(io_actor, std::move(ctx), p);
+io_actor spawn_io(caf::local_actor* parent, context_ptr ctx, partition_id p) {
+  return parent->spawn<caf::detached + caf::linked>(io_impl, std::move(ctx), p);
 }
 
 void save_snapshot(const host_context& ctx, const caf::actor& partition, const std::string& id,

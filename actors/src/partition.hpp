@@ -43,7 +43,7 @@ struct partition_state {
   context_ptr ctx;
   partition_id p;
   caf::actor owner; // the type's owner actor, told when the partition stops serving on its own
-  caf::actor io;
+  io_actor io;
   bool ready = false;
   std::optional<cafes::error> failure;
   std::deque<std::pair<command_msg, caf::response_promise>> stash;

@@ -275,7 +275,7 @@ void activate(self_ptr self, command_msg& m, caf::response_promise& rp) {
       st.cold.erase(c);
     }
     start.epoch = st.epoch;
-    auto a = spawn_aggregate(self, st.ctx, self, st.io, std::move(start));
+    auto a = spawn_aggregate(self, st.ctx, self, std::move(start));
     l = st.live.emplace(m.id, live_entry{a, 0, 0}).first;
     if (st.ctx->cfg.stats) {
       ++st.ctx->cfg.stats->activations;
