@@ -7,6 +7,7 @@
 #include <thread>
 
 #include <CLI/CLI.hpp>
+#include <caf/all.hpp>
 #include <spdlog/spdlog.h>
 
 #include "bench_model.hpp"

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "cafes/persistence/errc.hpp"
+
 namespace cafes {
 
 namespace {

@@ -1,4 +1,4 @@
-// The persistence error category and error formatting.
+// The persistence error category and aggregate ids.
 #include "cafes/persistence/errc.hpp"
 
 #include "cafes/persistence/types.hpp"
@@ -49,17 +49,6 @@ class persistence_category_impl final : public std::error_category {
 const std::error_category& persistence_category() noexcept {
   static const persistence_category_impl cat;
   return cat;
-}
-
-std::string error::to_string() const {
-  std::string s = code.category().name();
-  s += ':';
-  s += code.message();
-  if (!message.empty()) {
-    s += ": ";
-    s += message;
-  }
-  return s;
 }
 
 expected<aggregate_id> aggregate_id::make(std::string s) {

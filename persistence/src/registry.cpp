@@ -1,6 +1,8 @@
 // The type registry: names and versions to C++ types, with upcasting of older versions.
 #include "cafes/persistence/registry.hpp"
 
+#include <nlohmann/json.hpp>
+
 #include "cafes/persistence/envelope.hpp"
 
 namespace cafes {

@@ -7,8 +7,11 @@
 #include <set>
 #include <thread>
 
+#include <caf/all.hpp>
 #include <spdlog/spdlog.h>
 
+#include "cafes/actors/host.hpp"
+#include "cafes/actors/messages.hpp"
 #include "cafes/persistence/group_member.hpp"
 #include "cafes/persistence/logger.hpp"
 #include "routing.hpp"

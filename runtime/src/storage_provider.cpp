@@ -3,6 +3,7 @@
 
 #include "cafes/persistence/kafka_journal.hpp"
 #include "cafes/persistence/logger.hpp"
+#include "cafes/persistence/snapshot_store.hpp"
 #include "cafes/persistence/topics.hpp"
 
 namespace cafes::detail {

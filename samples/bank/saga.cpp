@@ -6,6 +6,8 @@
 #include <mutex>
 #include <utility>
 
+#include <caf/all.hpp>
+
 namespace bank {
 
 namespace {

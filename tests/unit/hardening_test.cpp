@@ -7,6 +7,7 @@
 #include <numeric>
 #include <mutex>
 
+#include <caf/all.hpp>
 #include <catch2/catch.hpp>
 
 #include "account.hpp"

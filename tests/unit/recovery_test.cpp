@@ -2,7 +2,9 @@
 #include <map>
 #include <thread>
 
+#include <caf/all.hpp>
 #include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
 
 #include "account.hpp"
 #include "cafes/runtime/node.hpp"

@@ -1,5 +1,6 @@
 // The type registry: names, versions, upcasting and its errors.
 #include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
 
 #include "cafes/persistence/registry.hpp"
 

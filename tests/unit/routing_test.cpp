@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <caf/all.hpp>
 #include <caf/io/all.hpp>
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>

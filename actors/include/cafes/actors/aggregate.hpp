@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "cafes/actors/errc.hpp"
-#include "cafes/persistence/errc.hpp"
+#include "cafes/core/error.hpp"
 
 namespace cafes {
 

@@ -4,7 +4,7 @@
 #include <string_view>
 #include <system_error>
 
-#include "cafes/persistence/errc.hpp"
+#include "cafes/core/error.hpp"
 
 namespace cafes {
 

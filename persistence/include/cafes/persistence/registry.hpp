@@ -11,7 +11,7 @@
 #include <unordered_map>
 
 #include <msgpack.hpp>
-#include <nlohmann/json.hpp>
+#include <nlohmann/json_fwd.hpp>
 
 #include "cafes/persistence/errc.hpp"
 
@@ -25,7 +25,8 @@ struct encoded_value {
 };
 
 /// Rewrites a value of one schema version into the next (version v into v + 1). It sees the
-/// msgpack map as JSON, so renaming, adding and converting fields is plain code.
+/// msgpack map as JSON, so renaming, adding and converting fields is plain code. This header
+/// declares nlohmann::json only: code that writes an upcaster includes <nlohmann/json.hpp>.
 using upcaster = std::function<expected<void>(nlohmann::json&)>;
 
 /// Maps C++ types to stable (name, version) pairs and back. The C++ type name never reaches

@@ -10,13 +10,14 @@
 #include <string>
 #include <vector>
 
-#include <caf/all.hpp>
+#include <caf/fwd.hpp>
 
 #include "cafes/actors/aggregate.hpp"
-#include "cafes/actors/host.hpp"
-#include "cafes/actors/messages.hpp"
+#include "cafes/actors/command.hpp"
+#include "cafes/actors/host_options.hpp"
 #include "cafes/actors/ops.hpp"
-#include "cafes/persistence/group_member.hpp"
+#include "cafes/actors/stats.hpp"
+#include "cafes/persistence/errc.hpp"
 #include "cafes/persistence/kafka_config.hpp"
 
 namespace CLI {
@@ -24,6 +25,8 @@ class App;
 }
 
 namespace cafes {
+
+struct topic_partition;
 
 /// Where a node keeps its journal.
 enum class storage_kind {
@@ -96,6 +99,22 @@ struct routing_stats {
   std::uint64_t refused = 0;   ///< frames the gateway refused before any owner saw them
 };
 
+/// Builds the message of command `c` for aggregate (A, id), for request() from actors.
+template <aggregate_type A, class C>
+command_msg make_command(std::string id, C c, std::string command_id = {}) {
+  return command_msg{std::move(id), std::move(command_id), std::any{std::move(c)}};
+}
+
+/// Turns a command_reply into the typed reply of command C to A.
+template <aggregate_type A, class C>
+expected<reply_t<A, C>> reply_of(command_reply r) {
+  if (r.err)
+    return std::move(*r.err);
+  if (auto* v = std::any_cast<reply_t<A, C>>(&r.value))
+    return std::move(*v);
+  return cafes::error{errc::type_mismatch, "reply of an unexpected type"};
+}
+
 /// A running node. Create it, host() the aggregate types, then ask() them. The destructor
 /// stops the actors and the Kafka clients.
 class node {
@@ -128,25 +147,19 @@ class node {
   /// Sends command `c` and returns a future of the reply.
   template <aggregate_type A, class C>
   std::future<expected<reply_t<A, C>>> ask_async(std::string_view id, C c, std::string command_id = {}) {
-    using R = reply_t<A, C>;
-    auto done = std::make_shared<std::promise<expected<R>>>();
+    auto done = std::make_shared<std::promise<expected<reply_t<A, C>>>>();
     auto f = done->get_future();
-    send_command(A::name, command_msg{std::string{id}, std::move(command_id), std::any{std::move(c)}},
-                 [done](command_reply r) {
-                   if (r.err)
-                     done->set_value(std::move(*r.err));
-                   else if (auto* v = std::any_cast<R>(&r.value))
-                     done->set_value(std::move(*v));
-                   else
-                     done->set_value(cafes::error{errc::type_mismatch, "reply of an unexpected type"});
-                 });
+    send_command(A::name, make_command<A>(std::string{id}, std::move(c), std::move(command_id)),
+                 [done](command_reply r) { done->set_value(reply_of<A, C>(std::move(r))); });
     return f;
   }
 
-  /// Returns the actor that routes commands of aggregate type A to their partitions, for use
-  /// inside actors: self->request(node.router<A>(), timeout, make_command<A>(id, cmd)).
+  /// Returns the actor that routes commands of aggregate type A to their partitions
+  /// (expected<caf::actor>), for use inside actors: self->request(node.router<A>(), timeout,
+  /// make_command<A>(id, cmd)). This header declares the CAF types only (caf/fwd.hpp): such
+  /// code includes the CAF headers it uses. (`auto`: caf::actor is complete only there.)
   template <aggregate_type A>
-  expected<caf::actor> router() const {
+  auto router() const {
     return router_of(A::name);
   }
 
@@ -234,21 +247,5 @@ class node {
   expected<std::vector<std::string>> query_impl(std::string_view type, std::function<bool(const std::any&)> pred);
   std::unique_ptr<impl> impl_;
 };
-
-/// Builds the message of command `c` for aggregate (A, id), for request() from actors.
-template <aggregate_type A, class C>
-command_msg make_command(std::string id, C c, std::string command_id = {}) {
-  return command_msg{std::move(id), std::move(command_id), std::any{std::move(c)}};
-}
-
-/// Turns a command_reply into the typed reply of command C to A.
-template <aggregate_type A, class C>
-expected<reply_t<A, C>> reply_of(command_reply r) {
-  if (r.err)
-    return std::move(*r.err);
-  if (auto* v = std::any_cast<reply_t<A, C>>(&r.value))
-    return std::move(*v);
-  return cafes::error{errc::type_mismatch, "reply of an unexpected type"};
-}
 
 } // namespace cafes

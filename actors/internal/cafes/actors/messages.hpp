@@ -1,4 +1,5 @@
 // The messages between the runtime's actors (in-process only; never sent to other nodes).
+// Internal to cafes (not installed); command_msg and command_reply are public (command.hpp).
 #pragma once
 
 #include <any>
@@ -9,20 +10,12 @@
 
 #include <caf/all.hpp>
 
+#include "cafes/actors/command.hpp"
+#include "cafes/actors/host_options.hpp"
 #include "cafes/persistence/journal.hpp"
 #include "cafes/persistence/snapshot_store.hpp"
 
 namespace cafes {
-
-/// A command for one aggregate instance.
-struct command_msg {
-  std::string id;         ///< aggregate id (validated by the partition actor)
-  std::string command_id; ///< the client's command id (causation); may be empty
-  std::any command;       ///< one of the aggregate type's commands
-  /// Delivered by another node's gateway: a partition this node does not own answers
-  /// not_owner instead of forwarding it again (no forwarding loops).
-  bool routed = false;
-};
 
 /// The owner actor hands a command for a partition it does not own to the node's forwarder,
 /// which sends it to the partition's owner and answers with its command_reply.
@@ -30,12 +23,6 @@ struct forward_msg {
   std::string type;
   std::int32_t partition = 0;
   command_msg cmd;
-};
-
-/// The answer to a command: an error, or the handler's reply.
-struct command_reply {
-  std::optional<cafes::error> err;
-  std::any value;
 };
 
 /// Asks the journal actor to make these events durable (one aggregate's events, in order).
@@ -147,14 +134,6 @@ struct mark_result {
   std::optional<partition_mark> mark;
 };
 
-/// One partition this node owns, as the owner actor reports it (owned_atom).
-struct owned_partition {
-  std::int32_t partition = 0;
-  std::uint64_t epoch = 0;    ///< 0 while it has not stored its epoch yet (recovering)
-  bool ready = false;         ///< recovered and serving (or stopped on an error)
-  friend bool operator==(const owned_partition&, const owned_partition&) = default;
-};
-
 /// The outcome of a partition job of the I/O actor (opening or closing its writer).
 struct io_result {
   std::optional<cafes::error> err;
@@ -214,9 +193,7 @@ using retake_atom = caf::atom_constant<caf::atom("retake")>;
 
 } // namespace cafes
 
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cafes::command_msg)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cafes::mark_result)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cafes::command_reply)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cafes::forward_msg)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cafes::persist_req)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cafes::persist_res)

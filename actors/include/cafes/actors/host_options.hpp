@@ -1,0 +1,60 @@
+// How a node hosts one aggregate type (node::host), and what it reports about its partitions.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+#include "cafes/persistence/journal.hpp"
+#include "cafes/persistence/snapshot_store.hpp"
+
+namespace cafes {
+
+/// Bounds of the journal actor's adaptive group commit.
+struct batching_config {
+  std::size_t max_batch_events = 2000;         ///< events per journal append
+  std::size_t max_batch_bytes = 4 << 20;       ///< payload bytes per journal append
+  std::size_t max_pending_events = 200'000;    ///< backlog beyond which persist fails with overloaded
+  /// Batches in flight at once. 1 is the classic group commit ("send when none is in flight"); more keep the
+  /// producer's pipeline full. An aggregate never has more than one batch in flight.
+  std::size_t max_in_flight = 4;
+};
+
+/// How to host one aggregate type (node::host). Every field has a default, so designated
+/// initializers may name any subset. The node provisions the topics from partitions,
+/// replication and min_insync_replicas and places standbys by standby_replicas; the other
+/// fields reach the actors with the node's own settings added (internal to the runtime).
+struct host_options {
+  std::int32_t partitions = 12;
+  std::int16_t replication = 1;
+  std::int16_t min_insync_replicas = 0; ///< topic config min.insync.replicas; 0: the broker's default
+  std::uint64_t snapshot_every = 100;          ///< snapshot an aggregate every N events (0: never)
+  std::uint64_t max_replay = 10'000;           ///< bound on events replayed to recover a partition
+  std::chrono::milliseconds idle_timeout{60'000}; ///< passivate aggregates idle this long
+  std::size_t max_resident = 100'000;          ///< live aggregate actors per partition
+  std::size_t max_stash = 1000;                ///< commands waiting per aggregate or recovering partition
+  batching_config batching{};
+  /// Own every partition from the start (single-node mode). false: the node owns none until
+  /// assigned (node::assign, or assign_atom to the owner actor: the seam the cluster's
+  /// rebalances drive).
+  bool assign_all = true;
+  /// Hot standby replicas (docs/cluster.md): with routing on, this node keeps warm the
+  /// partitions of this type it is among the next `standby_replicas` nodes in line for, by
+  /// tailing their snapshots and journal, so that taking one over replays only the events it
+  /// has not read yet. 0: none. It costs the memory of the partitions' states.
+  std::int32_t standby_replicas = 0;
+  /// Storage to use instead of the node's (tests inject counting or faulty journals here).
+  std::shared_ptr<cafes::journal> journal{};
+  std::shared_ptr<cafes::snapshot_store> snapshots{};
+};
+
+/// One partition this node owns, as node::owned reports it.
+struct owned_partition {
+  std::int32_t partition = 0;
+  std::uint64_t epoch = 0;    ///< 0 while it has not stored its epoch yet (recovering)
+  bool ready = false;         ///< recovered and serving (or stopped on an error)
+  friend bool operator==(const owned_partition&, const owned_partition&) = default;
+};
+
+} // namespace cafes
