@@ -73,9 +73,7 @@ TEST_CASE("broker: an owner fenced back by another writer takes its partition ag
   // takes the partition again, but only while the group says it still holds it: a zombie
   // the group does not confirm takes nothing back.
   auto kc = broker_config(journal_mode::transactional);
-  const auto ns = unique_ns("fenced-back");
-  const auto names = topic_names::of(ns, "account");
-  REQUIRE(ensure_topics(kc, aggregate_topics(ns, "account", 1, 1)));
+  const auto names = provision(kc, "fenced-back", 1).names;
   std::atomic<bool> confirm{false};
   std::atomic<int> asked{0};
   node_config cfg;
@@ -156,7 +154,7 @@ TEST_CASE("broker: a transactional partition whose producer failed is lost until
 TEST_CASE("broker: a node takes a partition whose producer failed over again, and serves on losing nothing",
           "[fault][lost-writer][broker]") {
   auto kc = broker_config(journal_mode::transactional);
-  const auto ns = unique_ns("lost-node");
+  const auto ns = unique_ns("lost-node"); // the node's namespace
   const auto names = topic_names::of(ns, "account");
   REQUIRE(ensure_topics(kc, aggregate_topics(ns, "account", 1, 1)));
   // The node's journal, held here to inject the failure; each partition opens its writer.

@@ -224,7 +224,8 @@ class node {
   bool durable() const noexcept;
 
   /// Returns false while a journal of the node cannot write (its producer failed fatally and
-  /// is not replaced yet): the node is then not ready.
+  /// is not replaced yet, or a partition's writer is lost and not taken over again yet): the
+  /// node is then not ready.
   bool healthy() const noexcept;
 
   const node_config& config() const noexcept;
