@@ -341,8 +341,26 @@ void pump(self_ptr self) {
       answer(self, w.rp, std::move(d.rejection), {});
       continue;
     }
+    // reply_with: the reply is a function of the state after the events (base if none).
+    auto reply_from = [&](const std::any& next) -> std::optional<cafes::error> {
+      if (!d.reply_from)
+        return std::nullopt;
+      std::optional<cafes::error> err;
+      if (auto what = guarded([&] {
+            auto r = d.reply_from(next);
+            if (r)
+              d.reply = std::move(*r);
+            else
+              err = std::move(r).error();
+          }))
+        return handler_failed(self, "reply_with", *what);
+      return err;
+    };
     if (d.events.empty()) {
-      answer(self, w.rp, std::nullopt, std::move(d.reply));
+      if (auto err = reply_from(base))
+        answer(self, w.rp, std::move(err), {});
+      else
+        answer(self, w.rp, std::nullopt, std::move(d.reply));
       continue;
     }
     std::vector<event_envelope> envs;
@@ -385,6 +403,11 @@ void pump(self_ptr self) {
         continue;
       }
       bad = check_state(ctx, st.id, seq, next);
+      if (!bad)
+        if (auto err = reply_from(next)) {
+          answer(self, w.rp, std::move(err), {});
+          continue;
+        }
     }
     if (bad) {
       if (ctx.cfg.stats)

@@ -30,6 +30,7 @@ class actors_category_impl final : public std::error_category {
       case actor_errc::not_encodable: return "not_encodable";
       case actor_errc::unreachable: return "unreachable";
       case actor_errc::frame_too_large: return "frame_too_large";
+      case actor_errc::rejected: return "rejected";
     }
     return "unknown(" + std::to_string(v) + ")";
   }
@@ -51,7 +52,8 @@ bool meets(const std::error_code& e, condition c) {
     return false;
   switch (c) {
     case condition::rejected:
-      return !is_own(e.category()) || e == errc::invalid_aggregate_id || e == errc::reserved_aggregate_id;
+      return !is_own(e.category()) || e == actor_errc::rejected || e == errc::invalid_aggregate_id ||
+             e == errc::reserved_aggregate_id;
     case condition::retryable:
       return meets(e, condition::overloaded);
     case condition::unknown_outcome:

@@ -2,6 +2,7 @@
 #include "cafes/runtime/node.hpp"
 
 #include <algorithm>
+#include <condition_variable>
 #include <future>
 #include <mutex>
 #include <set>
@@ -32,6 +33,23 @@ struct client_req {
   command_msg msg;
   std::function<void(command_reply)> done;
   std::chrono::milliseconds timeout;
+};
+
+/// Calls its callback once: with the reply, or, if the reply never comes (the node stopped and
+/// dropped the request), with shutting_down when the last copy of it goes.
+struct reply_once {
+  std::function<void(command_reply)> f;
+  reply_once(std::function<void(command_reply)> g) : f(std::move(g)) {}
+  reply_once(const reply_once&) = delete;
+  reply_once& operator=(const reply_once&) = delete;
+  void operator()(command_reply r) {
+    if (auto g = std::exchange(f, nullptr))
+      g(std::move(r));
+  }
+  ~reply_once() {
+    if (f)
+      f(command_reply{cafes::error{actor_errc::shutting_down, "the node stopped before the command was answered"}, {}});
+  }
 };
 
 } // namespace
@@ -106,6 +124,18 @@ struct node::impl {
   std::function<void(std::string_view, std::int32_t, bool)> listener;
   std::unique_ptr<detail::routing> routing; // routing between nodes, if on
   bool stopped = false;
+  // Commands of plain C++ callers in flight, for shutdown(): counted from send_command to
+  // their callback. Draining refuses new ones.
+  std::mutex drain_mtx;
+  std::condition_variable drained;
+  std::size_t in_flight = 0;
+  bool draining = false;
+
+  void finished() {
+    std::lock_guard guard{drain_mtx};
+    if (--in_flight == 0)
+      drained.notify_all();
+  }
 };
 
 expected<std::unique_ptr<node>> node::start(node_config cfg) {
@@ -262,11 +292,52 @@ expected<void> node::host_impl(std::shared_ptr<const aggregate_ops> ops, host_op
   return {};
 }
 
-void node::send_command(std::string_view type, command_msg m, std::function<void(command_reply)> done) {
+void node::send_command(std::string_view type, command_msg m, std::chrono::milliseconds timeout,
+                        std::function<void(command_reply)> done) {
+  auto& d = *impl_;
+  if (timeout.count() < 0)
+    return done(command_reply{cafes::error{errc::invalid_argument, "a command's timeout must not be negative"}, {}});
+  {
+    std::lock_guard guard{d.drain_mtx};
+    if (d.draining)
+      return done(command_reply{cafes::error{actor_errc::shutting_down, "the node is shutting down"}, {}});
+    ++d.in_flight;
+  }
   auto r = router_of(type);
-  if (!r)
+  if (!r) {
+    impl_->finished();
     return done(command_reply{r.error(), {}});
-  caf::anon_send(impl_->client, client_req{*r, std::move(m), std::move(done), impl_->cfg.command_timeout});
+  }
+  auto once = std::make_shared<reply_once>([this, done = std::move(done)](command_reply rep) {
+    done(std::move(rep));
+    impl_->finished();
+  });
+  auto counted = [once](command_reply rep) { (*once)(std::move(rep)); };
+  caf::anon_send(d.client, client_req{*r, std::move(m), std::move(counted),
+                                      timeout.count() > 0 ? timeout : d.cfg.command_timeout});
+}
+
+expected<void> node::shutdown(std::chrono::milliseconds drain) {
+  auto& d = *impl_;
+  std::size_t left = 0;
+  {
+    std::unique_lock lock{d.drain_mtx};
+    d.draining = true;
+    if (d.in_flight > 0)
+      runtime_log().info("shutting down: draining {} command(s) in flight (at most {} ms)", d.in_flight,
+                         drain.count());
+    d.drained.wait_for(lock, drain, [&] { return d.in_flight == 0; });
+    left = d.in_flight;
+  }
+  if (left > 0)
+    runtime_log().warn("shutting down: {} command(s) still in flight after {} ms fail with shutting_down", left,
+                       drain.count());
+  stop();
+  runtime_log().info("node '{}' stopped", d.cfg.node_name);
+  if (left > 0)
+    return cafes::error{actor_errc::timeout, std::to_string(left) + " command(s) were still in flight after " +
+                                                 std::to_string(drain.count()) + " ms"};
+  return {};
 }
 
 expected<caf::actor> node::router_of(std::string_view type) const {

@@ -70,6 +70,7 @@ TEST_CASE("every error code of cafes meets the conditions its documentation prom
     {actor_errc::not_encodable, {}},
     {actor_errc::unreachable, {condition::unknown_outcome}},
     {actor_errc::frame_too_large, {condition::unknown_outcome}},
+    {actor_errc::rejected, {condition::rejected}},
   };
   const std::vector<std::pair<error, cs>> persistence = {
     {errc::invalid_argument, {}},
@@ -148,4 +149,46 @@ TEST_CASE("a node's replies meet the conditions of their codes", "[condition]") 
   auto unhosted = n.ask<bank::transfer>("t", bank::get_transfer{});
   REQUIRE(!unhosted);
   CHECK(met(unhosted.error()).empty());
+}
+
+namespace shop {
+CAFES_ERROR_ENUM(cart_error, "cart", empty_cart, unknown_item,
+                 too_many); // codes on several lines read the same
+} // namespace shop
+
+TEST_CASE("an error enum declared in one line has its names, its category and the rejected condition",
+          "[condition][errors]") {
+  const error e{shop::cart_error::unknown_item, "no such item: socks"};
+  CHECK(e.to_string() == "cart:unknown_item: no such item: socks");
+  CHECK(e == shop::cart_error::unknown_item);
+  CHECK(e != shop::cart_error::empty_cart);
+  CHECK(e == condition::rejected);
+  CHECK(make_error_code(shop::cart_error::empty_cart).value() == 1);
+  CHECK(make_error_code(shop::cart_error::too_many).message() == "too_many");
+  CHECK(make_error_code(shop::cart_error::ok).message() == "ok");
+  CHECK(!make_error_code(shop::cart_error::ok)); // ok is no error
+  CHECK(std::error_code{7, make_error_code(shop::cart_error::ok).category()}.message() == "unknown(7)");
+  // reject() registers the category, so that a rejection routed back from another node is
+  // known by its name.
+  auto r = cafes::reject(shop::cart_error::empty_cart, "nothing to check out");
+  CHECK(r.err == shop::cart_error::empty_cart);
+  const auto* found = find_error_category("cart");
+  REQUIRE(found != nullptr);
+  CHECK(*found == make_error_code(shop::cart_error::ok).category());
+}
+
+TEST_CASE("reject with a message alone is a plain cafes rejection", "[condition][errors]") {
+  auto r = cafes::reject("out of stock");
+  CHECK(r.err == actor_errc::rejected);
+  CHECK(r.err == condition::rejected);
+  CHECK(r.err != condition::unknown_outcome);
+  CHECK(r.err.to_string() == "cafes:rejected: out of stock");
+}
+
+TEST_CASE("every layer's errors read as cafes to a user", "[condition][errors]") {
+  CHECK(error{errc::invalid_argument, "--partitions must be at least 1"}.to_string() ==
+        "cafes:invalid_argument: --partitions must be at least 1");
+  CHECK(error{actor_errc::timeout}.to_string() == "cafes:timeout");
+  // The categories keep distinct names for the wire: a routed error finds its own category.
+  CHECK(std::string{actors_category().name()} != persistence_category().name());
 }

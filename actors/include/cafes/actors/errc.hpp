@@ -23,6 +23,7 @@ enum class actor_errc {
   not_encodable,              ///< the command must go to another node but has no type_name (codec)
   unreachable,                ///< the node owning the partition could not be reached in time
   frame_too_large,            ///< a command or reply exceeds the routing frame limit
+  rejected,                   ///< refused by its handler with cafes::reject("message"); meets condition::rejected
 };
 
 /// Returns the category of cafes::actor_errc.
@@ -38,8 +39,8 @@ inline std::error_code make_error_code(actor_errc e) noexcept {
 /// event_too_large, handler_failed, recovery_failed: refused, nothing written, and sending it
 /// again does not help until something changes).
 enum class condition {
-  /// The command was refused by its handler (an error of any category but cafes' own: the
-  /// rejection's code), or its aggregate id is invalid or reserved. Nothing was written, and
+  /// The command was refused by its handler (the rejection's code: of the application's own
+  /// category, or actor_errc::rejected), or its aggregate id is invalid or reserved. Nothing was written, and
   /// the same command is refused again.
   rejected = 1,
   /// Nothing was written and the same command may succeed later (a full queue): it may be sent
@@ -83,7 +84,7 @@ void register_error_category(category_getter g);
 
 template <class E>
 const std::error_category& category_of() {
-  return std::error_code{E{}}.category();
+  return make_error_code(E{}).category();
 }
 
 /// Registers the category of error enum E at start-up (odr-used by reject<E>).

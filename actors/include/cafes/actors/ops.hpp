@@ -25,7 +25,17 @@ struct decided {
   std::optional<cafes::error> rejection;
   std::vector<std::any> events;
   std::any reply;
+  /// Set by reply_with: computes the reply from the state after the events (replaces `reply`).
+  std::function<expected<std::any>(const std::any& next)> reply_from;
 };
+
+/// Whether T has a msgpack codec. cafes assumes one for every type but a plain struct (an
+/// aggregate class), which needs MSGPACK_DEFINE_MAP(fields...). Specialize it to true for a
+/// plain struct with a codec of another kind (a msgpack adaptor specialization).
+template <class T>
+struct has_msgpack_codec
+    : std::bool_constant<!std::is_class_v<T> || !std::is_aggregate_v<T> ||
+                         requires(const T& t, msgpack::packer<msgpack::sbuffer>& pk) { t.msgpack_pack(pk); }> {};
 
 /// Everything the runtime needs to know about one aggregate type.
 class aggregate_ops {
@@ -145,7 +155,31 @@ std::string cpp_name() {
   return out;
 }
 
-template <aggregate_type A>
+/// Checks that the state or event T of aggregate A has a msgpack codec (T names it).
+template <class A, class T>
+struct codec_check {
+  static_assert(has_msgpack_codec<T>::value, "cafes: an event or state type has no msgpack codec: add "
+                                             "MSGPACK_DEFINE_MAP(its fields...) to it (T in codec_check<A, T> names it)");
+  static constexpr bool value = has_msgpack_codec<T>::value;
+};
+
+template <class A, class V>
+struct codecs_check;
+template <class A, class... Es>
+struct codecs_check<A, std::variant<Es...>> {
+  static constexpr bool value = (codec_check<A, Es>::value && ...) && codec_check<A, typename A::state>::value;
+};
+
+/// Checks everything about aggregate A that cafes can check at compile time.
+template <class A>
+constexpr bool check_all() {
+  if constexpr (check_aggregate<A>())
+    return codecs_check<A, typename A::events>::value;
+  else
+    return false;
+}
+
+template <class A>
 class ops_impl final : public aggregate_ops {
  public:
   using state = typename A::state;
@@ -182,7 +216,15 @@ class ops_impl final : public aggregate_ops {
         return;
       }
       out.events = std::move(d.events());
-      out.reply = std::move(d.reply());
+      if (d.replies_from_state())
+        out.reply_from = [d = std::move(d)](const std::any& next) -> expected<std::any> {
+          auto r = d.reply_after(std::any_cast<const state&>(next));
+          if (!r)
+            return std::move(r).error();
+          return std::any{std::move(*r)};
+        };
+      else
+        out.reply = std::move(d.reply());
     });
     if (!hit)
       out.rejection = cafes::error{actor_errc::invalid_command,
@@ -317,10 +359,14 @@ class ops_impl final : public aggregate_ops {
 
 } // namespace detail
 
-/// Returns the type-erased operations of aggregate type A.
-template <aggregate_type A>
+/// Returns the type-erased operations of aggregate type A. A mistake in A's definition fails
+/// the build with a "cafes:" message (detail::check_all).
+template <class A>
 std::shared_ptr<const aggregate_ops> make_ops() {
-  return std::make_shared<detail::ops_impl<A>>();
+  if constexpr (detail::check_all<A>())
+    return std::make_shared<detail::ops_impl<A>>();
+  else
+    return nullptr;
 }
 
 } // namespace cafes

@@ -11,7 +11,7 @@
 namespace cafes::testing {
 
 /// The outcome of one command: the rejection or the events and reply, and the state after.
-template <aggregate_type A, class R>
+template <class A, class R>
 struct outcome {
   std::optional<cafes::error> rejection;
   std::vector<typename A::events> events;
@@ -44,9 +44,14 @@ struct outcome {
   }
 };
 
-/// A history of events applied to an empty state; when() runs one command against it.
-template <aggregate_type A>
+/// A history of events applied to an empty state; when() runs one command against it. It
+/// accepts exactly what a node accepts: the same compile-time checks, the same run-time errors.
+template <class A>
 class scenario {
+  // Runs the checks, whose own static_asserts report a mistake (once, with its message).
+  static constexpr bool checked_ = detail::check_all<A>();
+  static_assert(checked_ || true);
+
  public:
   explicit scenario(std::vector<typename A::events> history) {
     for (auto& e : history)
@@ -58,6 +63,7 @@ class scenario {
   /// Runs command `c` against the state and applies what it emitted to a copy of the state.
   template <class C>
   outcome<A, reply_t<A, C>> when(const C& c) const {
+    [[maybe_unused]] constexpr bool listed = detail::command_of_check<A, C>::value; // asserts with its message
     outcome<A, reply_t<A, C>> out;
     out.state = state_;
     auto d = A::handle(state_, c);
@@ -70,10 +76,22 @@ class scenario {
         out.events.emplace_back(e);
         A::apply(out.state, e);
       });
-      if (!hit)
-        out.rejection = cafes::error{actor_errc::invalid_command, "emitted an event not in A::events"};
+      if (!hit) { // as a node answers it: nothing is written
+        out.rejection = cafes::error{actor_errc::invalid_command, "a handler of '" + std::string{A::name} +
+                                                                   "' emitted an event that is not in its events"};
+        out.events.clear();
+        out.state = state_;
+        return out;
+      }
     }
-    out.reply = std::move(d.reply());
+    auto r = d.reply_after(out.state); // reply_with: from the state after the events
+    if (!r) {
+      out.rejection = std::move(r).error();
+      out.events.clear();
+      out.state = state_;
+      return out;
+    }
+    out.reply = std::move(*r);
     return out;
   }
 
@@ -82,7 +100,7 @@ class scenario {
 };
 
 /// Starts a scenario with the given past events.
-template <aggregate_type A, class... Es>
+template <class A, class... Es>
 scenario<A> given(Es&&... history) {
   return scenario<A>{std::vector<typename A::events>{typename A::events{std::forward<Es>(history)}...}};
 }

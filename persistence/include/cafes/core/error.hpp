@@ -8,8 +8,17 @@
 #include <type_traits>
 #include <utility>
 #include <variant>
+#include <vector>
 
 namespace cafes {
+
+/// An error-code enum: a std::is_error_code_enum, or an enum with a make_error_code found by
+/// argument-dependent lookup (as CAFES_ERROR_ENUM declares).
+template <class E>
+concept error_enum = std::is_enum_v<E> && !std::is_error_condition_enum_v<E> &&
+                     (std::is_error_code_enum_v<E> || requires(E e) {
+                       { make_error_code(e) } -> std::same_as<std::error_code>;
+                     });
 
 /// An error: a code from one of the layers' categories and a message with the context.
 struct error {
@@ -18,13 +27,13 @@ struct error {
 
   error() = default;
   error(std::error_code c, std::string msg = {}) : code(c), message(std::move(msg)) {}
-  template <class E, class = std::enable_if_t<std::is_error_code_enum_v<E>>>
+  template <error_enum E>
   error(E e, std::string msg = {}) : code(make_error_code(e)), message(std::move(msg)) {}
 
-  /// Returns "category:code-name: message".
+  /// Returns "category:code-name: message"; the category of every cafes layer shows as "cafes".
   std::string to_string() const;
   friend bool operator==(const error& x, std::error_code c) { return x.code == c; }
-  template <class E, class = std::enable_if_t<std::is_error_code_enum_v<E>>>
+  template <error_enum E>
   friend bool operator==(const error& x, E e) { return x.code == make_error_code(e); }
   /// Compares with an error condition (cafes::condition, std::errc).
   template <class E, std::enable_if_t<std::is_error_condition_enum_v<E>, int> = 0>
@@ -40,7 +49,7 @@ class [[nodiscard]] expected {
                                                   !std::is_same_v<std::decay_t<U>, error>>>
   expected(U&& v) : v_(std::in_place_index<0>, std::forward<U>(v)) {}
   expected(cafes::error e) : v_(std::in_place_index<1>, std::move(e)) {}
-  template <class E, class = std::enable_if_t<std::is_error_code_enum_v<E>>>
+  template <error_enum E>
   expected(E e) : v_(std::in_place_index<1>, cafes::error{e}) {}
 
   explicit operator bool() const noexcept { return v_.index() == 0; }
@@ -70,7 +79,7 @@ class [[nodiscard]] expected<void> {
  public:
   expected() = default;
   expected(cafes::error e) : err_(std::move(e)), ok_(false) {}
-  template <class E, class = std::enable_if_t<std::is_error_code_enum_v<E>>>
+  template <error_enum E>
   expected(E e) : err_(cafes::error{e}), ok_(false) {}
   explicit operator bool() const noexcept { return ok_; }
   bool has_value() const noexcept { return ok_; }
@@ -104,4 +113,36 @@ inline void expected<void>::value() const {
     throw bad_expected_access(err_);
 }
 
+namespace detail {
+
+/// The category of an enum declared with CAFES_ERROR_ENUM: `name`, and the code names listed
+/// as the macro's text ("a, b, c"; code 1 is the first).
+class named_category final : public std::error_category {
+ public:
+  named_category(const char* name, const char* codes);
+  const char* name() const noexcept override { return name_; }
+  std::string message(int v) const override;
+
+ private:
+  const char* name_;
+  std::vector<std::string> codes_;
+};
+
+} // namespace detail
+
 } // namespace cafes
+
+/// Declares an error enum and its category in one line, at namespace scope:
+///
+///     CAFES_ERROR_ENUM(cart_error, "cart", empty_cart, unknown_item);
+///
+/// declares `enum class cart_error { ok = 0, empty_cart, unknown_item }` (codes count from 1;
+/// `ok` is no error) and its make_error_code, under the category name "cart". Its errors read
+/// "cart:empty_cart: message". Append new codes at the end: a code's value is its position.
+#define CAFES_ERROR_ENUM(Enum, category_name, ...)                                                             \
+  enum class Enum : int { ok = 0, __VA_ARGS__ };                                                               \
+  [[maybe_unused]] inline std::error_code make_error_code(Enum e) noexcept {                                  \
+    static const ::cafes::detail::named_category category{category_name, #__VA_ARGS__};                        \
+    return {static_cast<int>(e), category};                                                                    \
+  }                                                                                                            \
+  static_assert(true, "")

@@ -2,6 +2,9 @@
 #pragma once
 
 #include <chrono>
+#include <concepts>
+#include <coroutine>
+#include <optional>
 #include <cstdint>
 #include <functional>
 #include <future>
@@ -91,6 +94,24 @@ struct node_config {
 /// help_requested; prints the error to stderr and returns 2 otherwise.
 int exit_code(const error& e);
 
+/// Per-call options of node::ask and its async forms: `node.ask<A>(id, cmd, {.timeout =
+/// std::chrono::seconds{2}, .command_id = "order-17"})`.
+struct ask_options {
+  /// The command's deadline, from the caller's side; 0: node_config::command_timeout.
+  std::chrono::milliseconds timeout{0};
+  /// The client's command id, written into every event the command emits (causation); may be
+  /// empty.
+  std::string command_id{};
+};
+
+/// Blocks until the process gets SIGINT or SIGTERM and returns the signal's number. Once it
+/// returned, a second such signal ends the process at once. For main: wait, then
+/// node.shutdown() to drain:
+///
+///     cafes::wait_for_shutdown_signal();
+///     return node.shutdown() ? 0 : 1;
+int wait_for_shutdown_signal();
+
 /// What a node's routing did so far (docs/cluster.md); all zero when routing is off.
 struct routing_stats {
   std::uint64_t forwarded = 0; ///< commands this node sent on towards their partition's owner
@@ -100,13 +121,14 @@ struct routing_stats {
 };
 
 /// Builds the message of command `c` for aggregate (A, id), for request() from actors.
-template <aggregate_type A, class C>
+template <class A, class C>
 command_msg make_command(std::string id, C c, std::string command_id = {}) {
+  [[maybe_unused]] constexpr bool listed = detail::command_of_check<A, C>::value; // asserts with its message
   return command_msg{std::move(id), std::move(command_id), std::any{std::move(c)}};
 }
 
 /// Turns a command_reply into the typed reply of command C to A.
-template <aggregate_type A, class C>
+template <class A, class C>
 expected<reply_t<A, C>> reply_of(command_reply r) {
   if (r.err)
     return std::move(*r.err);
@@ -131,41 +153,96 @@ class node {
 
   /// Hosts aggregate type A: provisions its topics, opens its journal and snapshot store,
   /// and starts its partitions (which recover, then serve).
-  template <aggregate_type A>
+  template <class A>
   expected<void> host(host_options opts = {}) {
     return host_impl(make_ops<A>(), std::move(opts));
   }
 
   /// Sends command `c` to aggregate (A, id) and waits for the reply (from plain C++ code;
-  /// never from inside an actor). Fails with the handler's rejection, a persistence error,
-  /// or timeout after the command timeout.
-  template <aggregate_type A, class C>
-  expected<reply_t<A, C>> ask(std::string_view id, C c, std::string command_id = {}) {
-    return ask_async<A>(id, std::move(c), std::move(command_id)).get();
+  /// never from inside an actor or from a callback of ask_then/co_ask). Fails with the
+  /// handler's rejection, a persistence error, or actor_errc::timeout after the deadline
+  /// (options.timeout, or node_config::command_timeout).
+  ///
+  /// A command that timed out may still be applied: its events may be on their way to the
+  /// journal. Its outcome is unknown (condition::unknown_outcome): read the state, or send it
+  /// again with a reference the aggregate deduplicates, before repeating it.
+  template <class A, class C>
+  expected<reply_t<A, C>> ask(std::string_view id, C c, ask_options options = {}) {
+    return ask_async<A>(id, std::move(c), std::move(options)).get();
+  }
+
+  /// ask() with `command_id` as the only option. (A template, so that a braced list such as
+  /// `{.command_id = "x"}` always means ask_options.)
+  template <class A, class C, class S>
+    requires std::convertible_to<S, std::string>
+  expected<reply_t<A, C>> ask(std::string_view id, C c, S&& command_id) {
+    return ask<A>(id, std::move(c), ask_options{.command_id = std::string(std::forward<S>(command_id))});
   }
 
   /// Sends command `c` and returns a future of the reply.
-  template <aggregate_type A, class C>
-  std::future<expected<reply_t<A, C>>> ask_async(std::string_view id, C c, std::string command_id = {}) {
+  template <class A, class C>
+  std::future<expected<reply_t<A, C>>> ask_async(std::string_view id, C c, ask_options options = {}) {
     auto done = std::make_shared<std::promise<expected<reply_t<A, C>>>>();
     auto f = done->get_future();
-    send_command(A::name, make_command<A>(std::string{id}, std::move(c), std::move(command_id)),
-                 [done](command_reply r) { done->set_value(reply_of<A, C>(std::move(r))); });
+    ask_then<A>(id, std::move(c), [done](expected<reply_t<A, C>> r) { done->set_value(std::move(r)); },
+                std::move(options));
     return f;
+  }
+
+  /// ask_async() with `command_id` as the only option.
+  template <class A, class C, class S>
+    requires std::convertible_to<S, std::string>
+  std::future<expected<reply_t<A, C>>> ask_async(std::string_view id, C c, S&& command_id) {
+    return ask_async<A>(id, std::move(c), ask_options{.command_id = std::string(std::forward<S>(command_id))});
+  }
+
+  /// Sends command `c` and calls `on_reply(expected<reply>)` once, when the reply (or the
+  /// error) arrives, without blocking the caller. `on_reply` runs on one of the node's threads:
+  /// it must return quickly and never wait for another command.
+  template <class A, class C, class F>
+    requires std::invocable<F&, expected<reply_t<A, C>>>
+  void ask_then(std::string_view id, C c, F on_reply, ask_options options = {}) {
+    send_command(A::name, make_command<A>(std::string{id}, std::move(c), std::move(options.command_id)),
+                 options.timeout,
+                 [f = std::move(on_reply)](command_reply r) mutable { f(reply_of<A, C>(std::move(r))); });
+  }
+
+  /// Sends command `c` from a C++20 coroutine: `auto r = co_await node.co_ask<A>(id, c);`
+  /// gives the expected reply. The coroutine resumes on one of the node's threads (as
+  /// ask_then's callback runs): hand long or blocking work on to an executor of your own.
+  template <class A, class C>
+  auto co_ask(std::string_view id, C c, ask_options options = {}) {
+    using R = expected<reply_t<A, C>>;
+    struct awaiter {
+      node* n;
+      std::string id;
+      C c;
+      ask_options options;
+      std::optional<R> result{};
+      bool await_ready() const noexcept { return false; }
+      void await_suspend(std::coroutine_handle<> h) {
+        n->ask_then<A>(id, std::move(c), [this, h](R r) {
+          result.emplace(std::move(r));
+          h.resume();
+        }, std::move(options));
+      }
+      R await_resume() { return std::move(*result); }
+    };
+    return awaiter{this, std::string{id}, std::move(c), std::move(options)};
   }
 
   /// Returns the actor that routes commands of aggregate type A to their partitions
   /// (expected<caf::actor>), for use inside actors: self->request(node.router<A>(), timeout,
   /// make_command<A>(id, cmd)). This header declares the CAF types only (caf/fwd.hpp): such
   /// code includes the CAF headers it uses. (`auto`: caf::actor is complete only there.)
-  template <aggregate_type A>
+  template <class A>
   auto router() const {
     return router_of(A::name);
   }
 
   /// Returns the ids of A's aggregates whose durable state satisfies `pred` (for example the
   /// pending transfers to resume after a restart). It visits every aggregate of the node.
-  template <aggregate_type A>
+  template <class A>
   expected<std::vector<std::string>> query(std::function<bool(const typename A::state&)> pred) {
     return query_impl(A::name, [pred = std::move(pred)](const std::any& s) {
       return pred(std::any_cast<const typename A::state&>(s));
@@ -234,10 +311,18 @@ class node {
   /// Stops every actor and client; pending commands fail with shutting_down.
   void stop();
 
+  /// Stops gracefully: new commands get shutting_down at once, the commands in flight (sent
+  /// with ask and its async forms) are answered, for at most `drain`, then the node stops.
+  /// Logs what it waits for. Fails with actor_errc::timeout if commands were still in flight
+  /// at the bound (they then fail with shutting_down; their outcome is unknown). Commands that
+  /// actors send to router() directly are not counted.
+  expected<void> shutdown(std::chrono::milliseconds drain = std::chrono::seconds{10});
+
  private:
   struct impl;
   expected<void> host_impl(std::shared_ptr<const aggregate_ops> ops, host_options opts);
-  void send_command(std::string_view type, command_msg m, std::function<void(command_reply)> done);
+  void send_command(std::string_view type, command_msg m, std::chrono::milliseconds timeout,
+                    std::function<void(command_reply)> done);
   expected<caf::actor> router_of(std::string_view type) const;
   /// The owner actor of `type`, for a valid partition `p` of it.
   expected<caf::actor> owner_of(std::string_view type, std::int32_t p) const;
