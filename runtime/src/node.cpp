@@ -147,6 +147,7 @@ expected<std::unique_ptr<node>> node::start(node_config cfg) {
 }
 
 node::node(node_config cfg) : impl_(std::make_unique<impl>()) {
+  detail::caller_thread_guard unpin; // the node may be stopped on another thread
   auto& d = *impl_;
   d.cfg = std::move(cfg);
   spdlog::set_level(spdlog::level::from_str(d.cfg.log_level));
@@ -234,6 +235,7 @@ void node::stop() {
 }
 
 expected<void> node::host_impl(std::shared_ptr<const aggregate_ops> ops, host_options opts) {
+  detail::caller_thread_guard unpin;
   auto& d = *impl_;
   std::string name{ops->name()};
   if (d.types.count(name))
@@ -356,6 +358,7 @@ expected<std::vector<std::string>> node::query_impl(std::string_view type, std::
   auto p = std::make_shared<const std::function<bool(const std::any&)>>(std::move(pred));
   std::vector<std::string> out;
   std::optional<cafes::error> err;
+  detail::caller_thread_guard unpin;
   caf::scoped_actor self{*impl_->sys};
   self->request(i->second.h->owner, impl_->cfg.command_timeout, query_atom::value, p)
     .receive([&](std::vector<std::string>& ids) { out = std::move(ids); },
@@ -371,6 +374,7 @@ namespace {
 template <class T, class... Ts>
 expected<T> ask_owner(caf::actor_system& sys, const caf::actor& owner, std::chrono::milliseconds timeout, Ts... xs) {
   std::optional<expected<T>> out;
+  detail::caller_thread_guard unpin;
   caf::scoped_actor self{sys};
   self->request(owner, timeout, xs...)
     .receive([&](T& x) { out = std::move(x); },

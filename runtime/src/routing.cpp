@@ -579,6 +579,7 @@ void routing::publish() {
   nlohmann::json entry{{"version", 1}, {"node", d.s.node_name}, {"host", d.s.advertise_host}, {"port", d.port}};
   auto& by_type = entry["types"] = nlohmann::json::object();
   bool recovering = false;
+  caller_thread_guard unpin;
   caf::scoped_actor self{*d.sys};
   for (auto& t : types) {
     auto& parts = by_type[t.name] = nlohmann::json::array();

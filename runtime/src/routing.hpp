@@ -17,6 +17,17 @@
 
 namespace cafes::detail {
 
+/// CAF pins the actor system's logger in every thread that spawned an actor or made a
+/// scoped_actor, and the actor system's destructor waits until no thread pins it: a node
+/// stopped on another thread than the one that hosted or queried it would hang for good. The
+/// node's code that uses CAF from a caller's thread holds one of these, which unpins it.
+struct caller_thread_guard {
+  caller_thread_guard() = default;
+  caller_thread_guard(const caller_thread_guard&) = delete;
+  caller_thread_guard& operator=(const caller_thread_guard&) = delete;
+  ~caller_thread_guard() { caf::logger::set_current_actor_system(nullptr); }
+};
+
 /// What routing needs of the node's configuration.
 struct routing_settings {
   std::string ns;

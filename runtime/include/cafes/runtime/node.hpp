@@ -137,6 +137,9 @@ expected<reply_t<A, C>> reply_of(command_reply r) {
   return cafes::error{errc::type_mismatch, "reply of an unexpected type"};
 }
 
+template <class A, class C>
+class ask_awaiter;
+
 /// A running node. Create it, host() the aggregate types, then ask() them. The destructor
 /// stops the actors and the Kafka clients.
 class node {
@@ -210,25 +213,19 @@ class node {
   /// Sends command `c` from a C++20 coroutine: `auto r = co_await node.co_ask<A>(id, c);`
   /// gives the expected reply. The coroutine resumes on one of the node's threads (as
   /// ask_then's callback runs): hand long or blocking work on to an executor of your own.
+  ///
+  /// With GCC 12, pass the command (and the options, if any) as named variables, not as
+  /// temporaries: GCC before 13 destroys a temporary of a co_await expression twice (a
+  /// compiler bug). co_ask takes them by reference so that named ones are safe.
   template <class A, class C>
-  auto co_ask(std::string_view id, C c, ask_options options = {}) {
-    using R = expected<reply_t<A, C>>;
-    struct awaiter {
-      node* n;
-      std::string id;
-      C c;
-      ask_options options;
-      std::optional<R> result{};
-      bool await_ready() const noexcept { return false; }
-      void await_suspend(std::coroutine_handle<> h) {
-        n->ask_then<A>(id, std::move(c), [this, h](R r) {
-          result.emplace(std::move(r));
-          h.resume();
-        }, std::move(options));
-      }
-      R await_resume() { return std::move(*result); }
-    };
-    return awaiter{this, std::string{id}, std::move(c), std::move(options)};
+  ask_awaiter<A, C> co_ask(std::string_view id, const C& c) {
+    return ask_awaiter<A, C>{*this, std::string{id}, c, ask_options{}};
+  }
+
+  /// co_ask() with per-call options.
+  template <class A, class C>
+  ask_awaiter<A, C> co_ask(std::string_view id, const C& c, const ask_options& options) {
+    return ask_awaiter<A, C>{*this, std::string{id}, c, options};
   }
 
   /// Returns the actor that routes commands of aggregate type A to their partitions
@@ -332,6 +329,31 @@ class node {
   void follow_group(const std::vector<topic_partition>& parts, bool take);
   expected<std::vector<std::string>> query_impl(std::string_view type, std::function<bool(const std::any&)> pred);
   std::unique_ptr<impl> impl_;
+};
+
+/// What node::co_ask returns: an awaitable of the reply to command C of aggregate A.
+template <class A, class C>
+class ask_awaiter {
+ public:
+  using result_type = expected<reply_t<A, C>>;
+  ask_awaiter(node& n, std::string id, C c, ask_options options)
+      : n_(&n), id_(std::move(id)), c_(std::move(c)), options_(std::move(options)) {}
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(std::coroutine_handle<> h) {
+    // The reply may resume the coroutine before this returns: nothing is touched after it.
+    n_->ask_then<A>(id_, std::move(c_), [this, h](result_type r) {
+      result_.emplace(std::move(r));
+      h.resume();
+    }, std::move(options_));
+  }
+  result_type await_resume() { return std::move(*result_); }
+
+ private:
+  node* n_;
+  std::string id_;
+  C c_;
+  ask_options options_;
+  std::optional<result_type> result_;
 };
 
 } // namespace cafes
