@@ -220,7 +220,7 @@ void async_producer::client::dr::dr_cb(RdKafka::Message& m) {
   it->b->done(it->index, std::nullopt, from_kafka(m.err(), where), o);
 }
 
-expected<std::unique_ptr<async_producer::client>> async_producer::make_client() {
+expected<std::unique_ptr<async_producer::client>> async_producer::make_client(bool wait_for_leaders) {
   auto c = std::make_unique<client>();
   auto conf = make_conf(cfg_, {
                                 {"enable.idempotence", "true"},
@@ -240,13 +240,15 @@ expected<std::unique_ptr<async_producer::client>> async_producer::make_client() 
   if (!c->p)
     return error{errc::kafka_error, "cannot create producer: " + err};
   // A topic first named in a produce call is looked up only at librdkafka's next topic scan
-  // (once a second), and its first message waits for that: the topics are learnt now.
+  // (once a second), and its first message waits for that. A topic handle asks for the
+  // leaders at once (asynchronously); the first producer also waits for the answer.
   for (auto& name : topics_) {
     std::unique_ptr<RdKafka::Topic> t{RdKafka::Topic::create(c->p.get(), name, nullptr, err)};
     if (!t)
       continue;
     RdKafka::Metadata* md = nullptr;
-    if (c->p->metadata(false, t.get(), &md, static_cast<int>(cfg_.request_timeout.count())) == RdKafka::ERR_NO_ERROR)
+    if (wait_for_leaders &&
+        c->p->metadata(false, t.get(), &md, static_cast<int>(cfg_.request_timeout.count())) == RdKafka::ERR_NO_ERROR)
       delete md;
     c->topics.push_back(std::move(t));
   }
@@ -258,7 +260,7 @@ expected<std::unique_ptr<async_producer>> async_producer::make(const kafka_confi
   std::unique_ptr<async_producer> self{new async_producer};
   self->cfg_ = cfg;
   self->topics_ = std::move(topics);
-  auto c = self->make_client();
+  auto c = self->make_client(true);
   if (!c)
     return std::move(c).error();
   self->c_ = std::move(*c);
@@ -276,7 +278,7 @@ expected<std::unique_ptr<async_producer>> async_producer::make(const kafka_confi
 void async_producer::replace_if_fatal() {
   if (!c_->ev.fatal())
     return;
-  auto fresh = make_client();
+  auto fresh = make_client(false); // on the poll thread: it must not wait for the brokers
   if (!fresh) {
     persistence_log().error("cannot replace the fatal producer: {}", fresh.error().to_string());
     return; // stays unhealthy; the next poll tries again

@@ -88,7 +88,9 @@ class async_producer {
   struct item;
   struct client;
   async_producer() = default;
-  expected<std::unique_ptr<client>> make_client();
+  /// Makes a librdkafka producer that knows topics_; with `wait_for_leaders`, it returns once
+  /// it learnt their leaders (a metadata round trip, bounded by the request timeout).
+  expected<std::unique_ptr<client>> make_client(bool wait_for_leaders);
   void replace_if_fatal();
 
   kafka_config cfg_;
