@@ -3,9 +3,11 @@
 # compile against the cafes headers, and how big the program it links into is.
 #
 # It compiles the file directly with the compiler (no cache, no build system), once per flag
-# set and run, and reports the median: -O0 (what an edit-compile loop costs) and the flags the
-# build uses for the sample. Each object is linked against the build's libraries, and the
-# program's size is given unstripped and stripped.
+# set and run, and reports the median: the front end alone, -O0 (what an edit-compile loop
+# costs), -O0 with a precompiled header of the cafes headers the file includes (built once,
+# outside the measurement, as a build system keeps it between edits), and the flags the build
+# uses for the sample. Each object is linked against the build's libraries, and the program's
+# size is given unstripped and stripped.
 #
 # Usage: compile-time.sh [--build-dir DIR] [--runs N] [--file SRC]
 #   --build-dir  a configured and built cafes build directory (default: build/default); its
@@ -98,6 +100,16 @@ now() { date +%s.%N; }
 size_of() { stat -c %s "$1"; }
 mb() { awk -v b="$1" 'BEGIN { printf "%.1f MB", b / 1048576 }'; }
 
+# A precompiled header of the cafes headers the file includes (and what it includes before them).
+pch_dir=$work/pch
+mkdir -p "$pch_dir"
+grep -E '^#include <' "$src" >"$pch_dir/cafes_pch.hpp"
+pch_ok=0
+if grep -q '<cafes/' "$pch_dir/cafes_pch.hpp" &&
+  "$cxx" "$std" -O0 "${defs[@]}" "${incs[@]}" -x c++-header "$pch_dir/cafes_pch.hpp" -o "$pch_dir/cafes_pch.hpp.gch"; then
+  pch_ok=1
+fi
+
 # measure NAME LINK FLAGS...: compiles `runs` times, links once (LINK=1), prints one table row.
 measure() {
   local name=$1 link=$2; shift 2
@@ -127,4 +139,5 @@ echo
 printf '%-34s %12s %18s %16s\n' "flags" "compile" "binary" "stripped"
 measure "-O0 -fsyntax-only (front end)" 0 -O0 -fsyntax-only
 measure "-O0" 1 -O0
+((pch_ok)) && measure "-O0, precompiled cafes headers" 0 -O0 -include "$pch_dir/cafes_pch.hpp" -Winvalid-pch
 measure "build: ${gen_flags[*]}" 1 "${gen_flags[@]}"
