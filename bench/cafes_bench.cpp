@@ -1,4 +1,4 @@
-// cafes_bench: persist, recovery, memory, hot-aggregate, embedded, hand-off and routing
+// cafes_bench: persist, recovery, memory, hot-aggregate, embedded, hand-off, routing and start-up
 // benchmarks, each beside its baseline (raw librdkafka, or local commands) measured in the same run.
 #include <fstream>
 #include <future>
@@ -17,6 +17,7 @@
 #include "cafes/persistence/topics.hpp"
 #include "cafes/runtime/node.hpp"
 #include "raw_baseline.hpp"
+#include "raw_startup.hpp"
 #include "report.hpp"
 
 using namespace bench;
@@ -33,6 +34,8 @@ struct options {
   std::vector<int> aggregates, concurrency;
   std::string modes = "both";
   int repeat = 3;
+  int runs = 15;
+  bool verbose = false;
 };
 
 std::string unique_ns(const char* what) {
@@ -542,15 +545,82 @@ void routed(const options& o) {
     throw std::runtime_error("routed: the partitions moved during the run");
 }
 
+// 8. Start-up on the embedded default (no bootstrap: the in-process mock cluster with three
+// brokers, the idempotent journal): constructing a node, hosting a type on 4 partitions, waiting
+// until they recovered, then the first and the second command (each writes one event). Each
+// run starts a node of its own, and its own mock cluster, as a fresh program does. The
+// baseline, measured in the same run: raw librdkafka starting a mock cluster and an
+// idempotent producer (acks=all) and producing one message until it is acknowledged; then a
+// second message on the warm producer (the baseline of a command).
+void startup(const options& o) {
+  const int runs = o.smoke ? 3 : o.runs;
+  std::vector<double> ctor, host, ready, start, first, second, stop, raw_start, raw_next;
+  double first_start = 0, first_first = 0;
+  for (int i = 0; i < runs; ++i) {
+    const auto raw = raw_mock_start(3, 4);
+    raw_start.push_back(raw.first_ms);
+    raw_next.push_back(raw.second_ms);
+    cafes::node_config c;
+    c.ns = unique_ns("startup");
+    c.log_level = "warn";
+    auto t0 = clock_type::now();
+    std::optional<cafes::node> n;
+    n.emplace(c);
+    auto t1 = clock_type::now();
+    n->host<counter>({.partitions = 4}).value();
+    auto t2 = clock_type::now();
+    n->wait_ready(std::chrono::seconds{30}).value();
+    auto t3 = clock_type::now();
+    n->ask<counter>("agg-0", bump{payload()}).value();
+    auto t4 = clock_type::now();
+    n->ask<counter>("agg-1", bump{payload()}).value();
+    auto t5 = clock_type::now();
+    n.reset();
+    auto t6 = clock_type::now();
+    auto ms = [](auto a, auto b) { return std::chrono::duration<double, std::milli>(b - a).count(); };
+    ctor.push_back(ms(t0, t1));
+    host.push_back(ms(t1, t2));
+    ready.push_back(ms(t2, t3));
+    start.push_back(ms(t0, t3));
+    first.push_back(ms(t3, t4));
+    second.push_back(ms(t4, t5));
+    stop.push_back(ms(t5, t6));
+    if (o.verbose)
+      std::fprintf(stderr, "run %d: raw %.1f+%.1f ms; node %.1f, host %.1f, ready %.1f, ask %.1f, ask %.1f, stop %.1f ms\n",
+                   i, raw.first_ms, raw.second_ms, ctor.back(), host.back(), ready.back(), first.back(),
+                   second.back(), stop.back());
+    if (i == 0) {
+      first_start = start.back();
+      first_first = first.back();
+    }
+  }
+  const nlohmann::json params{{"runs", runs}, {"partitions", 4}, {"brokers", 3}, {"statistic", "median"}};
+  auto med = [](std::vector<double> v) { return quantile(v, 0.5); };
+  const double rs = med(raw_start), rn = med(raw_next);
+  report("startup", "node constructed", med(ctor), "ms", 0, params);
+  report("startup", "host<A>()", med(host), "ms", 0, params);
+  report("startup", "wait_ready", med(ready), "ms", 0, params);
+  report("startup", "node ready (sum of the three)", med(start), "ms", rs, params);
+  report("startup", "first ask", med(first), "ms", rn, params);
+  report("startup", "second ask", med(second), "ms", rn, params);
+  report("startup", "node stopped", med(stop), "ms", 0, params);
+  report("startup", "raw: cluster+producer+1 msg", rs, "ms", 0, params);
+  report("startup", "raw: next msg", rn, "ms", 0, params);
+  report("startup", "ready, first run of process", first_start, "ms", rs, {{"runs", 1}});
+  report("startup", "first ask, first run", first_first, "ms", rn, {{"runs", 1}});
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"cafes benchmarks: every figure beside its baseline from the same run"};
   options o;
   std::string only = "all";
-  app.add_option("--bootstrap", o.bootstrap, "the real broker")->required();
-  app.add_option("--only", only, "persist, recovery, memory, hot, embedded, handoff, routed or all")
-    ->check(CLI::IsMember({"all", "persist", "recovery", "memory", "hot", "embedded", "handoff", "routed"}));
+  app.add_option("--bootstrap", o.bootstrap, "the real broker (every benchmark but startup)");
+  app.add_option("--only", only, "persist, recovery, memory, hot, embedded, handoff, routed, startup or all")
+    ->check(CLI::IsMember({"all", "persist", "recovery", "memory", "hot", "embedded", "handoff", "routed", "startup"}));
+  app.add_flag("--verbose", o.verbose, "startup: print each run");
+  app.add_option("--runs", o.runs, "startup: nodes started one after another (medians)")->check(CLI::Range(1, 1000));
   app.add_flag("--smoke", o.smoke, "seconds-long run of every benchmark (CI)");
   app.add_option("--seconds", o.seconds, "measured seconds per point (routed: over all its repetitions)");
   app.add_option("--plot-data", o.plot_data, "write persist throughput and latency by concurrency here");
@@ -564,6 +634,10 @@ int main(int argc, char** argv) {
     ->check(CLI::IsMember({"idempotent", "transactional", "both"}));
   CLI11_PARSE(app, argc, argv);
   o.modes = modes;
+  if (o.bootstrap.empty() && only != "startup") {
+    std::fprintf(stderr, "cafes_bench: --bootstrap is required (but for --only startup)\n");
+    return 2;
+  }
   if (o.smoke) {
     o.seconds = 0.3;
     o.warmup = 0.1;
@@ -585,6 +659,8 @@ int main(int argc, char** argv) {
       handoff(o);
     if (only == "all" || only == "routed")
       routed(o);
+    if (only == "all" || only == "startup")
+      startup(o);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "cafes_bench: %s\n", e.what());
     return 1;

@@ -2,7 +2,7 @@
 # Runs every benchmark against a private real broker and writes the results.
 #
 # Usage: bench.sh [--smoke] [--seconds S] [--only NAME] [--out DIR]
-#   --only NAME one benchmark (persist, recovery, memory, hot, embedded, handoff, routed)
+#   --only NAME one benchmark (persist, recovery, memory, hot, embedded, handoff, routed, startup)
 #   --out DIR   where results.jsonl, table.txt, persist.dat and the plots go (default build/bench-results)
 # Installs gnuplot (for the persist plots) if it is missing, like deps.sh does for the rest.
 set -euo pipefail

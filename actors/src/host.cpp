@@ -170,6 +170,7 @@ void release(owner_ptr self, std::int32_t p, caf::actor a, F then) {
     auto& s = self->state;
     s.writers[static_cast<std::size_t>(p)] = nullptr;
     --s.ctx->cfg.stats->partitions_owned;
+    detail::notify_settled(*s.ctx);
     if (auto i = s.assign_after.find(p); i != s.assign_after.end()) {
       auto waiting = std::move(i->second);
       s.assign_after.erase(i);
@@ -214,6 +215,7 @@ caf::behavior owner_actor(owner_ptr self, detail::context_ptr ctx) {
         actors_log().error("partition {}/{} died: {}", s.ctx->cfg.journal->topic(), p, self->system().render(dm.reason));
         s.parts[p] = s.writers[p] = nullptr;
         --s.ctx->cfg.stats->partitions_owned;
+        detail::notify_settled(*s.ctx);
         publish_writers(self);
         want_back(self, static_cast<std::int32_t>(p), false);
         if (s.retakes[p].pending)

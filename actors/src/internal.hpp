@@ -21,6 +21,12 @@ struct host_context {
 
 using context_ptr = std::shared_ptr<const host_context>;
 
+/// Tells the host's on_settled, if any, that the partitions' gauges changed (host_config).
+inline void notify_settled(const host_context& ctx) {
+  if (ctx.cfg.on_settled)
+    ctx.cfg.on_settled();
+}
+
 /// The state an aggregate actor starts from.
 struct aggregate_start {
   std::string id;

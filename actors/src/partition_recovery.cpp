@@ -13,6 +13,7 @@ void finish_recovery(self_ptr self) {
     ++st.ctx->cfg.stats->partitions_ready;
     st.counted = partition_state::counted_ready;
   }
+  notify_settled(*st.ctx);
   actors_log().debug("partition {}/{} ready: {} aggregates, checkpoint {}, end {}", st.ctx->cfg.journal->topic(),
                     st.p.value(), st.cold.size(), checkpoint(st), st.end);
   if (!st.stopped.empty())
@@ -52,6 +53,7 @@ void fail_recovery(self_ptr self, cafes::error e) {
       ++st.ctx->cfg.stats->partitions_failed;
     st.counted = partition_state::counted_failed;
   }
+  notify_settled(*st.ctx);
   serve_stash(self);
 }
 

@@ -197,6 +197,7 @@ struct async_producer::client {
   client_events ev{"producer"};
   dr reports{ev};
   std::unique_ptr<RdKafka::Producer> p;
+  std::vector<std::unique_ptr<RdKafka::Topic>> topics; // known to p from the start (make_client)
 };
 
 void async_producer::client::dr::dr_cb(RdKafka::Message& m) {
@@ -219,7 +220,7 @@ void async_producer::client::dr::dr_cb(RdKafka::Message& m) {
   it->b->done(it->index, std::nullopt, from_kafka(m.err(), where), o);
 }
 
-expected<std::unique_ptr<async_producer::client>> async_producer::make_client() {
+expected<std::unique_ptr<async_producer::client>> async_producer::make_client(bool wait_for_leaders) {
   auto c = std::make_unique<client>();
   auto conf = make_conf(cfg_, {
                                 {"enable.idempotence", "true"},
@@ -238,13 +239,28 @@ expected<std::unique_ptr<async_producer::client>> async_producer::make_client() 
   c->p.reset(RdKafka::Producer::create(conf->get(), err));
   if (!c->p)
     return error{errc::kafka_error, "cannot create producer: " + err};
+  // A topic first named in a produce call is looked up only at librdkafka's next topic scan
+  // (once a second), and its first message waits for that. A topic handle asks for the
+  // leaders at once (asynchronously); the first producer also waits for the answer.
+  for (auto& name : topics_) {
+    std::unique_ptr<RdKafka::Topic> t{RdKafka::Topic::create(c->p.get(), name, nullptr, err)};
+    if (!t)
+      continue;
+    RdKafka::Metadata* md = nullptr;
+    if (wait_for_leaders &&
+        c->p->metadata(false, t.get(), &md, static_cast<int>(cfg_.request_timeout.count())) == RdKafka::ERR_NO_ERROR)
+      delete md;
+    c->topics.push_back(std::move(t));
+  }
   return c;
 }
 
-expected<std::unique_ptr<async_producer>> async_producer::make(const kafka_config& cfg) {
+expected<std::unique_ptr<async_producer>> async_producer::make(const kafka_config& cfg,
+                                                               std::vector<std::string> topics) {
   std::unique_ptr<async_producer> self{new async_producer};
   self->cfg_ = cfg;
-  auto c = self->make_client();
+  self->topics_ = std::move(topics);
+  auto c = self->make_client(true);
   if (!c)
     return std::move(c).error();
   self->c_ = std::move(*c);
@@ -262,7 +278,7 @@ expected<std::unique_ptr<async_producer>> async_producer::make(const kafka_confi
 void async_producer::replace_if_fatal() {
   if (!c_->ev.fatal())
     return;
-  auto fresh = make_client();
+  auto fresh = make_client(false); // on the poll thread: it must not wait for the brokers
   if (!fresh) {
     persistence_log().error("cannot replace the fatal producer: {}", fresh.error().to_string());
     return; // stays unhealthy; the next poll tries again
@@ -294,6 +310,16 @@ async_producer::~async_producer() {
     c_->p->purge(RdKafka::Producer::PURGE_QUEUE | RdKafka::Producer::PURGE_INFLIGHT);
   }
   stop_ = true;
+  {
+    // The poll thread's poll returns now, not at its timeout (RdKafka::Handle::yield only
+    // affects the calling thread).
+    std::shared_lock guard{mtx_};
+    if (c_) {
+      auto* q = rd_kafka_queue_get_main(c_->p->c_ptr());
+      rd_kafka_queue_yield(q);
+      rd_kafka_queue_destroy(q);
+    }
+  }
   if (poller_.joinable())
     poller_.join();
   if (c_)
@@ -360,9 +386,24 @@ void partition_reader::stop_current() {
 
 expected<read_position> partition_reader::read_messages(const std::string& topic, partition_id p, std::int64_t from,
                                                          std::size_t max, const message_fn& on_message) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout_;
   const bool same = topic_ && topic_->name() == topic && part_ == p.value() && next_ == from;
   if (!same) {
     stop_current();
+    // The end offset first (a round trip): a fetch at the end returns only after the
+    // broker's fetch wait, so the read stops at this end instead, and an empty range is not
+    // fetched at all. (read_committed: the last stable offset.) An offset beyond the end is
+    // left to the fetch, which reports it.
+    std::int64_t lo = 0, hi = 0;
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    const auto qerr = c_->query_watermark_offsets(topic, p.value(), &lo, &hi, static_cast<int>(std::max<long>(left.count(), 1)));
+    end_ = qerr == RdKafka::ERR_NO_ERROR ? hi : -1;
+    if (end_ >= 0 && (from == end_ || (from == RdKafka::Topic::OFFSET_BEGINNING && lo == end_))) {
+      read_position empty;
+      empty.next = offset{end_};
+      empty.end = true;
+      return empty;
+    }
     if (!topic_ || topic_->name() != topic) {
       std::string err;
       topic_.reset(RdKafka::Topic::create(c_.get(), topic, nullptr, err));
@@ -378,7 +419,6 @@ expected<read_position> partition_reader::read_messages(const std::string& topic
   read_position out;
   out.next = offset{from};
   std::size_t got = 0;
-  const auto deadline = std::chrono::steady_clock::now() + timeout_;
   while (got < max) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) {
@@ -413,6 +453,10 @@ expected<read_position> partition_reader::read_messages(const std::string& topic
             ++got;
             out.next = offset{m->offset + 1};
             next_ = out.next.value();
+            if (!done && end_ >= 0 && next_ >= end_) { // the end asked for at the start
+              out.end = true;
+              done = out;
+            }
             break;
           case RdKafka::ERR__PARTITION_EOF:
             out.next = offset{m->offset};

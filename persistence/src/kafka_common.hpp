@@ -65,7 +65,12 @@ expected<void> set_events(RdKafka::Conf& conf, client_events& ev);
 /// have been written), and later sends go to the new producer.
 class async_producer {
  public:
-  static expected<std::unique_ptr<async_producer>> make(const kafka_config& cfg);
+  /// Creates the producer and learns the leaders of `topics`, the topics it will write, now
+  /// (one metadata round trip; errors are ignored). librdkafka learns a topic first named in
+  /// a produce call only at its next topic scan, up to a second later, and the first
+  /// message waits for that.
+  static expected<std::unique_ptr<async_producer>> make(const kafka_config& cfg,
+                                                        std::vector<std::string> topics = {});
   ~async_producer();
 
   /// Sends records (topic and partition set) and calls `cb` once with all positions or the
@@ -83,10 +88,13 @@ class async_producer {
   struct item;
   struct client;
   async_producer() = default;
-  expected<std::unique_ptr<client>> make_client();
+  /// Makes a librdkafka producer that knows topics_; with `wait_for_leaders`, it returns once
+  /// it learnt their leaders (a metadata round trip, bounded by the request timeout).
+  expected<std::unique_ptr<client>> make_client(bool wait_for_leaders);
   void replace_if_fatal();
 
   kafka_config cfg_;
+  std::vector<std::string> topics_; // learnt by each client when it is made
   mutable std::shared_mutex mtx_; // shared: send; exclusive: replacing the client
   std::unique_ptr<client> c_;
   std::atomic<bool> stop_{false};
@@ -119,8 +127,10 @@ class partition_reader {
   ~partition_reader();
 
   /// Reads at most `max` records of topic/p from `from` (or RdKafka::Topic::OFFSET_BEGINNING).
-  /// Stops early at the end of the partition. Fails with timeout when nothing arrives within
-  /// the request timeout and the end was not reached.
+  /// Stops early at the end of the partition: the end offset asked for when the read starts
+  /// (a range found empty is not fetched at all), or the end the broker reports, whichever
+  /// comes first. Fails with timeout when nothing arrives within the request timeout and the
+  /// end was not reached.
   expected<raw_chunk> read(const std::string& topic, partition_id p, std::int64_t from, std::size_t max);
 
   /// Reads like read(), but hands each message to `on_message` in place (no copies).
@@ -148,6 +158,7 @@ class partition_reader {
   std::chrono::milliseconds timeout_{0};
   std::int32_t part_ = -1;
   std::int64_t next_ = -1;
+  std::int64_t end_ = -1; // the end offset asked for when the current read started; -1: unknown
 };
 
 } // namespace cafes::detail

@@ -693,7 +693,7 @@ expected<std::unique_ptr<journal>> make_kafka_journal(const kafka_config& given,
     return std::move(reader).error();
   (*reader)->warm(topic);
   if (!tx) {
-    auto producer = detail::async_producer::make(cfg);
+    auto producer = detail::async_producer::make(cfg, {topic});
     if (!producer)
       return std::move(producer).error();
     return std::unique_ptr<journal>{std::make_unique<idempotent_journal>(std::move(topic), partitions, cfg.limits,

@@ -154,7 +154,7 @@ expected<std::unique_ptr<snapshot_store>> make_kafka_snapshot_store(const kafka_
   if (sink.writer)
     sink.writer->also_writes(topic);
   if (!sink.writer) {
-    auto producer = detail::async_producer::make(cfg);
+    auto producer = detail::async_producer::make(cfg, {topic});
     if (!producer)
       return std::move(producer).error();
     sink.own = std::move(*producer);

@@ -136,6 +136,15 @@ struct node::impl {
     if (--in_flight == 0)
       drained.notify_all();
   }
+
+  // wait_ready() sleeps on this; the partitions (host_config::on_settled) and the group's
+  // first assignment wake it.
+  std::mutex ready_mtx;
+  std::condition_variable ready_cv;
+  void notify_ready() {
+    { std::lock_guard guard{ready_mtx}; } // orders the change before a waiter's next check
+    ready_cv.notify_all();
+  }
 };
 
 expected<std::unique_ptr<node>> node::start(node_config cfg) {
@@ -267,6 +276,7 @@ expected<void> node::host_impl(std::shared_ptr<const aggregate_ops> ops, host_op
   hc.limits = j->limits();
   hc.limits.max_event_bytes = std::min(hc.limits.max_event_bytes, s->limits().max_event_bytes);
   hc.assign_all = opts.assign_all && !d.cfg.cluster;
+  hc.on_settled = [impl = impl_.get()] { impl->notify_ready(); }; // the actors stop before impl goes
   if (d.routing)
     hc.forwarder = d.routing->forwarder();
   if (d.cfg.cluster)
@@ -445,7 +455,10 @@ expected<void> node::share(const std::string& topic, const std::string& type) {
     gs.instance_id = d.cfg.node_name;
     gs.session_timeout = d.cfg.session_timeout;
     group_handlers gh;
-    gh.assigned = [this](const std::vector<topic_partition>& parts) { follow_group(parts, true); };
+    gh.assigned = [this](const std::vector<topic_partition>& parts) {
+      follow_group(parts, true);
+      impl_->notify_ready(); // joined() may have turned true
+    };
     gh.revoked = [this](const std::vector<topic_partition>& parts, bool) { follow_group(parts, false); };
     auto g = group_member::join(d.kafka, std::move(gs), std::move(gh));
     if (!g)
@@ -565,19 +578,28 @@ expected<std::vector<std::int32_t>> node::standbys(std::string_view type) {
 }
 
 expected<void> node::wait_ready(std::chrono::milliseconds timeout) {
+  auto& d = *impl_;
   const auto deadline = std::chrono::steady_clock::now() + timeout;
-  for (;;) {
-    bool ready = joined();
-    for (auto& [name, t] : impl_->types)
+  auto ready = [&] {
+    if (!joined())
+      return false;
+    for (auto& [name, t] : d.types)
       if (t.h->stats->partitions_ready.load() + t.h->stats->partitions_failed.load() <
           t.h->stats->partitions_owned.load())
-        ready = false;
-    if (ready)
+        return false;
+    return true;
+  };
+  // Woken by every change that can make it ready (notify_ready); the bounded wait is only a
+  // safety net.
+  std::unique_lock lock{d.ready_mtx};
+  for (;;) {
+    if (ready())
       return {};
-    if (std::chrono::steady_clock::now() > deadline)
+    const auto now = std::chrono::steady_clock::now();
+    if (now > deadline)
       return cafes::error{actor_errc::timeout, "partitions not recovered within " + std::to_string(timeout.count()) +
                                                    " ms"};
-    std::this_thread::sleep_for(std::chrono::milliseconds{2}); // polls a counter the partitions raise
+    d.ready_cv.wait_until(lock, std::min(deadline, now + std::chrono::milliseconds{100}));
   }
 }
 

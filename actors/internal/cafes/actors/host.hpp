@@ -40,6 +40,11 @@ struct host_config : host_options {
   /// lost) is taken over again only once this confirms it; without it (single-node mode),
   /// it is taken over again unless another writer fenced it.
   std::function<bool(std::int32_t)> still_owned;
+  /// Called after a partition settled (it recovered, or stopped on an error) and after one
+  /// stopped being owned: when host_stats' partitions_ready, partitions_failed or
+  /// partitions_owned changed towards "every owned partition settled". It runs on an actor's
+  /// thread and must not block (the node wakes what waits in wait_ready()).
+  std::function<void()> on_settled;
 };
 
 /// Spawns the journal actor for `j`: adaptive group commit across all aggregates of a node.
