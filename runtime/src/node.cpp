@@ -321,8 +321,8 @@ void node::send_command(std::string_view type, command_msg m, std::chrono::milli
     return done(command_reply{r.error(), {}});
   }
   auto once = std::make_shared<reply_once>([this, done = std::move(done)](command_reply rep) {
+    impl_->finished(); // first: a caller woken by `done` sees the command no longer in flight
     done(std::move(rep));
-    impl_->finished();
   });
   auto counted = [once](command_reply rep) { (*once)(std::move(rep)); };
   caf::anon_send(d.client, client_req{*r, std::move(m), std::move(counted),

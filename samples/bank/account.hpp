@@ -17,28 +17,9 @@
 
 namespace bank {
 
-/// Errors of the bank's rules.
-enum class bank_errc {
-  account_not_open = 1,
-  already_open,
-  invalid_amount,
-  insufficient_funds,
-  invalid_owner,
-  invalid_transfer,
-  unknown_transfer,
-  balance_overflow,
-};
-
-const std::error_category& bank_category() noexcept;
-
-inline std::error_code make_error_code(bank_errc e) noexcept { return {static_cast<int>(e), bank_category()}; }
-
-} // namespace bank
-
-template <>
-struct std::is_error_code_enum<bank::bank_errc> : std::true_type {};
-
-namespace bank {
+/// Errors of the bank's rules ("bank:insufficient_funds: …"); codes count from 1.
+CAFES_ERROR_ENUM(bank_errc, "bank", account_not_open, already_open, invalid_amount, insufficient_funds, invalid_owner,
+                 invalid_transfer, unknown_transfer, balance_overflow);
 
 /// The largest amount one command may move (keeps sums far from overflow).
 inline constexpr std::int64_t max_amount = 1'000'000'000'000;
@@ -219,8 +200,13 @@ struct account {
 
   using commands = std::variant<open, deposit, withdraw, apply_leg, settle_legs, get_balance>;
   using events = std::variant<opened, deposited, withdrawn, leg_applied, leg_refused, legs_settled>;
+  /// Every event a handler emits is checked against `events` at compile time.
+  template <class R = cafes::done>
+  using decision = cafes::decision<R, events>;
+  /// The reply of a deposit or a withdrawal: the balance after it.
+  static std::int64_t balance_after(const state& next) { return next.balance; }
 
-  static cafes::decision<std::int64_t> handle(const state& s, const open& c) {
+  static decision<std::int64_t> handle(const state& s, const open& c) {
     if (s.open)
       return cafes::reject(bank_errc::already_open);
     if (c.owner.empty() || c.owner.size() > 200)
@@ -232,7 +218,7 @@ struct account {
 
   /// The checks a deposit and a withdrawal share: an open account, a valid amount, and a
   /// reference not seen before (a repeat is answered with the balance and no event).
-  static std::optional<cafes::decision<std::int64_t>> precheck(const state& s, std::int64_t amount,
+  static std::optional<decision<std::int64_t>> precheck(const state& s, std::int64_t amount,
                                                                const std::string& ref) {
     if (!s.open)
       return cafes::reject(bank_errc::account_not_open);
@@ -243,23 +229,23 @@ struct account {
     return std::nullopt;
   }
 
-  static cafes::decision<std::int64_t> handle(const state& s, const deposit& c) {
+  static decision<std::int64_t> handle(const state& s, const deposit& c) {
     if (auto early = precheck(s, c.amount, c.ref))
       return std::move(*early);
     if (c.amount > max_balance - s.balance)
       return cafes::reject(bank_errc::balance_overflow, "the balance would exceed 10^18");
-    return cafes::emit(deposited{c.amount, c.ref}).reply(s.balance + c.amount);
+    return cafes::emit(deposited{c.amount, c.ref}).reply_with(balance_after);
   }
 
-  static cafes::decision<std::int64_t> handle(const state& s, const withdraw& c) {
+  static decision<std::int64_t> handle(const state& s, const withdraw& c) {
     if (auto early = precheck(s, c.amount, c.ref))
       return std::move(*early);
     if (s.balance - c.amount < -s.overdraft_limit)
       return cafes::reject(bank_errc::insufficient_funds);
-    return cafes::emit(withdrawn{c.amount, c.ref}).reply(s.balance - c.amount);
+    return cafes::emit(withdrawn{c.amount, c.ref}).reply_with(balance_after);
   }
 
-  static cafes::decision<leg_result> handle(const state& s, const apply_leg& c) {
+  static decision<leg_result> handle(const state& s, const apply_leg& c) {
     if (c.amount <= 0 || c.amount > max_amount)
       return cafes::reject(bank_errc::invalid_amount, "an amount must be 1 to 10^12");
     if (c.transfer.empty())
@@ -270,43 +256,42 @@ struct account {
     if (std::find(s.settled.begin(), s.settled.end(), c.transfer) != s.settled.end())
       return cafes::reply(leg_result{true, s.balance, {}});
     auto refuse = [&](bank_errc why) {
-      std::string reason{bank_category().message(static_cast<int>(why))};
+      std::string reason{make_error_code(why).message()};
       return cafes::emit(leg_refused{c.transfer, c.leg, reason}).reply(leg_result{false, s.balance, reason});
     };
-    std::int64_t next = 0;
     switch (c.leg) {
       case leg_kind::debit:
         if (!s.open)
           return refuse(bank_errc::account_not_open);
         if (s.balance - c.amount < -s.overdraft_limit)
           return refuse(bank_errc::insufficient_funds);
-        next = s.balance - c.amount;
         break;
       case leg_kind::credit:
         if (!s.open)
           return refuse(bank_errc::account_not_open);
         if (c.amount > max_balance - s.balance)
           return refuse(bank_errc::balance_overflow);
-        next = s.balance + c.amount;
         break;
       case leg_kind::refund:
         if (!s.has_applied(c.transfer, leg_kind::debit))
           return cafes::reject(bank_errc::invalid_transfer, "no debit of this transfer to refund");
-        if (__builtin_add_overflow(s.balance, c.amount, &next))
+        if (std::int64_t next = 0; __builtin_add_overflow(s.balance, c.amount, &next))
           return cafes::reject(bank_errc::balance_overflow, "the balance would overflow");
         break;
     }
-    return cafes::emit(leg_applied{c.transfer, c.leg, c.amount}).reply(leg_result{true, next, {}});
+    return cafes::emit(leg_applied{c.transfer, c.leg, c.amount}).reply_with([](const state& next) {
+      return leg_result{true, next.balance, {}};
+    });
   }
 
-  static cafes::decision<> handle(const state& s, const settle_legs& c) {
+  static decision<> handle(const state& s, const settle_legs& c) {
     for (auto& l : s.legs)
       if (l.transfer == c.transfer)
         return cafes::emit(legs_settled{c.transfer});
     return cafes::reply(cafes::done{});
   }
 
-  static cafes::decision<std::int64_t> handle(const state& s, const get_balance&) {
+  static decision<std::int64_t> handle(const state& s, const get_balance&) {
     if (!s.open)
       return cafes::reject(bank_errc::account_not_open);
     return cafes::reply(s.balance);

@@ -12,24 +12,6 @@ namespace bank {
 
 namespace {
 
-class bank_category_impl final : public std::error_category {
- public:
-  const char* name() const noexcept override { return "bank"; }
-  std::string message(int v) const override {
-    switch (static_cast<bank_errc>(v)) {
-      case bank_errc::account_not_open: return "account_not_open";
-      case bank_errc::already_open: return "already_open";
-      case bank_errc::invalid_amount: return "invalid_amount";
-      case bank_errc::insufficient_funds: return "insufficient_funds";
-      case bank_errc::invalid_owner: return "invalid_owner";
-      case bank_errc::invalid_transfer: return "invalid_transfer";
-      case bank_errc::unknown_transfer: return "unknown_transfer";
-      case bank_errc::balance_overflow: return "balance_overflow";
-    }
-    return "unknown(" + std::to_string(v) + ")";
-  }
-};
-
 /// Calls a transfer callback exactly once: with the outcome, or with shutting_down when the
 /// request is dropped unanswered (the node stopped).
 class completion {
@@ -137,7 +119,7 @@ void record(manager* self, const std::string& id, C c, int steps) {
                 [self, id, steps](cafes::expected<transfer::state> r) {
                   if (r)
                     return advance(self, id, *r, steps + 1);
-                  if (r.error().code != bank_errc::unknown_transfer)
+                  if (r.error() != bank_errc::unknown_transfer)
                     return finish(self, id, std::move(r).error());
                   ask<transfer>(self, self->state.transfers, id, get_transfer{}, std::string{},
                                 [self, id, steps](cafes::expected<transfer::state> now) {
@@ -304,11 +286,6 @@ cafes::expected<transfer_status> status_of(cafes::expected<transfer::state> r) {
 }
 
 } // namespace
-
-const std::error_category& bank_category() noexcept {
-  static const bank_category_impl cat;
-  return cat;
-}
 
 std::string_view to_string(transfer_status s) noexcept {
   switch (s) {

@@ -117,8 +117,13 @@ struct transfer {
                                 record_compensation, record_settlement, get_transfer>;
   using events = std::variant<transfer_started, transfer_debited, transfer_rejected, transfer_credited,
                               transfer_credit_failed, transfer_compensated, transfer_settled>;
+  /// Every event a handler emits is checked against `events` at compile time.
+  template <class R = cafes::done>
+  using decision = cafes::decision<R, events>;
+  /// The reply of a step: the transfer as it is after the step's event.
+  static state after(const state& next) { return next; }
 
-  static cafes::decision<state> handle(const state& s, const start_transfer& c) {
+  static decision<state> handle(const state& s, const start_transfer& c) {
     if (s.status != transfer_status::none) {
       if (s.from != c.from || s.to != c.to || s.amount != c.amount)
         return cafes::reject(bank_errc::invalid_transfer, "the transfer id is taken by another transfer");
@@ -128,48 +133,42 @@ struct transfer {
       return cafes::reject(bank_errc::invalid_amount, "an amount must be 1 to 10^12");
     if (c.from.empty() || c.to.empty() || c.from == c.to)
       return cafes::reject(bank_errc::invalid_transfer, "a transfer needs two different accounts");
-    state next = s;
-    apply(next, transfer_started{c.from, c.to, c.amount});
-    return cafes::emit(transfer_started{c.from, c.to, c.amount}).reply(next);
+    return cafes::emit(transfer_started{c.from, c.to, c.amount}).reply_with(after);
   }
 
   /// Moves a started saga one step; a repeated step answers without an event.
   template <class Event>
-  static cafes::decision<state> step(const state& s, transfer_status from, transfer_status to, Event e) {
+  static decision<state> step(const state& s, transfer_status from, transfer_status to, Event e) {
     if (s.status == to)
       return cafes::reply(s);
     if (s.status != from)
       return cafes::reject(bank_errc::unknown_transfer, std::string{"the transfer is "} + std::string{to_string(s.status)});
-    state next = s;
-    apply(next, e);
-    return cafes::emit(std::move(e)).reply(next);
+    return cafes::emit(std::move(e)).reply_with(after);
   }
 
-  static cafes::decision<state> handle(const state& s, const record_debit&) {
+  static decision<state> handle(const state& s, const record_debit&) {
     return step(s, transfer_status::started, transfer_status::debited, transfer_debited{});
   }
-  static cafes::decision<state> handle(const state& s, const record_rejection& c) {
+  static decision<state> handle(const state& s, const record_rejection& c) {
     return step(s, transfer_status::started, transfer_status::rejected, transfer_rejected{c.reason});
   }
-  static cafes::decision<state> handle(const state& s, const record_credit&) {
+  static decision<state> handle(const state& s, const record_credit&) {
     return step(s, transfer_status::debited, transfer_status::completed, transfer_credited{});
   }
-  static cafes::decision<state> handle(const state& s, const record_credit_failure& c) {
+  static decision<state> handle(const state& s, const record_credit_failure& c) {
     return step(s, transfer_status::debited, transfer_status::credit_failed, transfer_credit_failed{c.reason});
   }
-  static cafes::decision<state> handle(const state& s, const record_compensation&) {
+  static decision<state> handle(const state& s, const record_compensation&) {
     return step(s, transfer_status::credit_failed, transfer_status::compensated, transfer_compensated{});
   }
-  static cafes::decision<state> handle(const state& s, const record_settlement&) {
+  static decision<state> handle(const state& s, const record_settlement&) {
     if (s.settled)
       return cafes::reply(s);
     if (s.status == transfer_status::none || s.pending())
       return cafes::reject(bank_errc::unknown_transfer, std::string{"the transfer is "} + std::string{to_string(s.status)});
-    state next = s;
-    apply(next, transfer_settled{});
-    return cafes::emit(transfer_settled{}).reply(next);
+    return cafes::emit(transfer_settled{}).reply_with(after);
   }
-  static cafes::decision<state> handle(const state& s, const get_transfer&) {
+  static decision<state> handle(const state& s, const get_transfer&) {
     if (s.status == transfer_status::none)
       return cafes::reject(bank_errc::unknown_transfer);
     return cafes::reply(s);
