@@ -38,6 +38,10 @@ void node_config::add_options(CLI::App& app) {
        "--delivery-timeout-ms", [this](long v) { delivery_timeout = std::chrono::milliseconds{v}; },
        "bound on one journal append")
     ->check(CLI::Range(1L, 3'600'000L));
+  app.add_option_function<long>(
+       "--request-timeout-ms", [this](long v) { request_timeout = std::chrono::milliseconds{v}; },
+       "bound on one metadata, admin, read or transaction call")
+    ->check(CLI::Range(1L, 3'600'000L));
   app.add_flag("--cluster", cluster,
                "share the partitions with the other nodes of the namespace (needs --bootstrap and "
                "--mode transactional)");

@@ -4,16 +4,7 @@
 #include <cafes/actors/testing.hpp>
 #include <cafes/runtime/node.hpp>
 
-enum class counter_errc { over_limit = 1 };
-template <> struct std::is_error_code_enum<counter_errc> : std::true_type {};
-struct counter_category final : std::error_category {
-  const char* name() const noexcept override { return "counter"; }
-  std::string message(int) const override { return "over_limit"; }
-};
-std::error_code make_error_code(counter_errc e) {
-  static const counter_category category;
-  return {static_cast<int>(e), category};
-}
+CAFES_ERROR_ENUM(counter_errc, "counter", over_limit); // counter:over_limit
 
 struct counter {
   static constexpr std::string_view name = "counter";
@@ -27,12 +18,16 @@ struct counter {
   };
   using commands = std::variant<add, get>;
   using events = std::variant<added>;
-  static cafes::decision<std::int64_t> handle(const state& s, const add& c) {
+  template <class R = cafes::done>
+  using decision = cafes::decision<R, events>; // emitting an event not in `events` fails the build
+  static decision<std::int64_t> handle(const state& s, const add& c) {
+    if (c.n <= 0)
+      return cafes::reject("add a positive number"); // cafes:rejected
     if (s.value + c.n > 100)
       return cafes::reject(counter_errc::over_limit, "a counter stops at 100");
-    return cafes::emit(added{c.n}).reply(s.value + c.n); // replies with the new value
+    return cafes::emit(added{c.n}).reply_with([](const state& next) { return next.value; }); // the new value
   }
-  static cafes::decision<std::int64_t> handle(const state& s, const get&) { return cafes::reply(s.value); }
+  static decision<std::int64_t> handle(const state& s, const get&) { return cafes::reply(s.value); }
   static void apply(state& s, const added& e) { s.value += e.n; }
 };
 
@@ -52,9 +47,12 @@ int main(int argc, char** argv) {
         "host the counter (a snapshot every 10 events), recover");
   auto a = node.ask<counter>("c-1", counter::add{40}); // the reply comes once the event is durable
   check(a && *a == 40, "add 40: " + (a ? std::to_string(*a) : a.error().to_string()));
-  auto r = node.ask<counter>("c-1", counter::add{70}); // 40 + 70 > 100: rejected, nothing written
+  auto r = node.ask<counter>("c-1", counter::add{70}, {.timeout = std::chrono::seconds{5}}); // a deadline of its own
   check(!r && r.error() == counter_errc::over_limit, "add 70: " + (r ? "accepted" : r.error().to_string()));
+  auto z = node.ask<counter>("c-1", counter::add{0});
+  check(!z && z.error() == cafes::condition::rejected, "add 0: " + (z ? "accepted" : z.error().to_string()));
   auto g = node.ask<counter>("c-1", counter::get{});
-  check(g && *g == 40, "get after the rejection: " + (g ? std::to_string(*g) : g.error().to_string()));
+  check(g && *g == 40, "get after the rejections: " + (g ? std::to_string(*g) : g.error().to_string()));
+  check(node.shutdown(std::chrono::seconds{5}).has_value(), "shut down: nothing left in flight");
   return failures == 0 ? 0 : 1;
 }
