@@ -420,7 +420,9 @@ int run_server(const cafes::node_config& cfg, const server_options& o) {
   http.listen();
   running_interface = nullptr;
   resumer.reset();
-  node.stop();
+  // Drains what is still in flight (a transfer's legs, say), then stops.
+  if (auto stopped = node.shutdown(std::chrono::seconds{10}); !stopped)
+    std::fprintf(stderr, "bank node: %s\n", stopped.error().to_string().c_str());
   return 0;
 }
 
