@@ -9,6 +9,9 @@
 namespace cafes {
 
 void node_config::add_options(CLI::App& app) {
+  // --help shows each option's default: the value this config holds when the options are added.
+  const bool captured = app.option_defaults()->get_always_capture_default();
+  app.option_defaults()->always_capture_default();
   app.set_config("--config", "", "read options from this INI or TOML file");
   app.add_option("--bootstrap", bootstrap, "Kafka bootstrap servers; none: the embedded mock cluster");
   app.add_option("--namespace", ns, "prefix of every topic")->check([](const std::string& s) {
@@ -22,10 +25,12 @@ void node_config::add_options(CLI::App& app) {
        "--mode",
        [this](const std::string& s) { mode = parse_journal_mode(s).value(); },
        "journal mode: idempotent or transactional")
+    ->default_str(std::string{to_string(mode)})
     ->check(CLI::IsMember({"idempotent", "transactional"}));
   app.add_option_function<std::string>(
        "--storage", [this](const std::string& s) { storage = s == "memory" ? storage_kind::memory : storage_kind::kafka; },
-       "kafka (default) or memory")
+       "kafka or memory")
+    ->default_str(storage == storage_kind::memory ? "memory" : "kafka")
     ->check(CLI::IsMember({"kafka", "memory"}));
   app.add_option("--embedded-brokers", embedded_brokers, "brokers of the embedded mock cluster")
     ->check(CLI::Range(1, 9));
@@ -33,14 +38,17 @@ void node_config::add_options(CLI::App& app) {
   app.add_option_function<long>(
        "--command-timeout-ms", [this](long v) { command_timeout = std::chrono::milliseconds{v}; },
        "bound on one command")
+    ->default_str(std::to_string(command_timeout.count()))
     ->check(CLI::Range(1L, 3'600'000L));
   app.add_option_function<long>(
        "--delivery-timeout-ms", [this](long v) { delivery_timeout = std::chrono::milliseconds{v}; },
        "bound on one journal append")
+    ->default_str(std::to_string(delivery_timeout.count()))
     ->check(CLI::Range(1L, 3'600'000L));
   app.add_option_function<long>(
        "--request-timeout-ms", [this](long v) { request_timeout = std::chrono::milliseconds{v}; },
        "bound on one metadata, admin, read or transaction call")
+    ->default_str(std::to_string(request_timeout.count()))
     ->check(CLI::Range(1L, 3'600'000L));
   app.add_flag("--cluster", cluster,
                "share the partitions with the other nodes of the namespace (needs --bootstrap and "
@@ -48,6 +56,7 @@ void node_config::add_options(CLI::App& app) {
   app.add_option_function<long>(
        "--session-timeout-ms", [this](long v) { session_timeout = std::chrono::milliseconds{v}; },
        "cluster mode: a node silent this long loses its partitions")
+    ->default_str(std::to_string(session_timeout.count()))
     ->check(CLI::Range(1000L, 3'600'000L));
   app.add_flag("--routing", routing, "route commands between nodes (always on in cluster mode)");
   app.add_option("--advertise-host", advertise_host, "where the other nodes reach this node's gateway");
@@ -59,6 +68,7 @@ void node_config::add_options(CLI::App& app) {
     ->check(CLI::Range(std::size_t{1024}, std::size_t{1} << 30));
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
     ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
+  app.option_defaults()->always_capture_default(captured);
 }
 
 expected<node_config> node_config::from_args(int argc, char** argv, std::string_view program) {

@@ -152,6 +152,7 @@ TEST_CASE("a reply_with whose function reads another type fails its command alik
   auto t = testing::given<cart>().when(cart::wrong_reply{});
   REQUIRE(t.rejection);
   CHECK(*t.rejection == actor_errc::handler_failed);
+  CHECK(t.rejection->message == "reply_with's function reads a long, not the state shop::cart::state");
   CHECK(t.events.empty()); // as on a node: nothing is written
   CHECK(t.state.total == 0);
 

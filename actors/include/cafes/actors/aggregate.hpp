@@ -2,6 +2,8 @@
 #pragma once
 
 #include <any>
+#include <cstdlib>
+#include <cxxabi.h>
 #include <functional>
 #include <typeinfo>
 #include <concepts>
@@ -43,6 +45,15 @@ rejection reject(E e, std::string msg = {}) {
 inline rejection reject(std::string msg) { return rejection{cafes::error{actor_errc::rejected, std::move(msg)}}; }
 
 namespace detail {
+
+/// Returns the readable (demangled) name of a C++ type, for errors.
+inline std::string readable_name(const std::type_info& t) {
+  int status = 0;
+  char* s = abi::__cxa_demangle(t.name(), nullptr, nullptr, &status);
+  std::string out = status == 0 && s ? s : t.name();
+  std::free(s);
+  return out;
+}
 
 template <class T, class V>
 struct in_variant : std::false_type {};
@@ -137,9 +148,9 @@ class [[nodiscard]] decision {
     if (!reply_from_)
       return reply_;
     if (*state_type_ != typeid(S))
-      return cafes::error{actor_errc::handler_failed,
-                          std::string{"reply_with's function reads a "} + state_type_->name() +
-                            ", not the aggregate's state"};
+      return cafes::error{actor_errc::handler_failed, "reply_with's function reads a " +
+                                                        detail::readable_name(*state_type_) + ", not the state " +
+                                                        detail::readable_name(typeid(S))};
     return reply_from_(&next);
   }
 

@@ -148,11 +148,7 @@ expected<T> unpack_value(const std::string& what, std::string_view bytes) {
 /// Returns the readable name of C++ type T (for errors).
 template <class T>
 std::string cpp_name() {
-  int status = 0;
-  char* s = abi::__cxa_demangle(typeid(T).name(), nullptr, nullptr, &status);
-  std::string out = status == 0 && s ? s : typeid(T).name();
-  std::free(s);
-  return out;
+  return readable_name(typeid(T));
 }
 
 /// Checks that the state or event T of aggregate A has a msgpack codec (T names it).

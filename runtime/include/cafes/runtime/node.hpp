@@ -170,32 +170,35 @@ class node {
   /// journal. Its outcome is unknown (condition::unknown_outcome): read the state, or send it
   /// again with a reference the aggregate deduplicates, before repeating it.
   template <class A, class C>
-  expected<reply_t<A, C>> ask(std::string_view id, C c, ask_options options = {}) {
-    return ask_async<A>(id, std::move(c), std::move(options)).get();
+  auto ask(std::string_view id, C c, ask_options options = {}) {
+    if constexpr (detail::command_of_check<A, C>::value) // else: a "cafes:" message, not a failed overload
+      return ask_async<A>(id, std::move(c), std::move(options)).get();
   }
 
   /// ask() with `command_id` as the only option. (A template, so that a braced list such as
   /// `{.command_id = "x"}` always means ask_options.)
   template <class A, class C, class S>
     requires std::convertible_to<S, std::string>
-  expected<reply_t<A, C>> ask(std::string_view id, C c, S&& command_id) {
+  auto ask(std::string_view id, C c, S&& command_id) {
     return ask<A>(id, std::move(c), ask_options{.command_id = std::string(std::forward<S>(command_id))});
   }
 
   /// Sends command `c` and returns a future of the reply.
   template <class A, class C>
-  std::future<expected<reply_t<A, C>>> ask_async(std::string_view id, C c, ask_options options = {}) {
-    auto done = std::make_shared<std::promise<expected<reply_t<A, C>>>>();
-    auto f = done->get_future();
-    ask_then<A>(id, std::move(c), [done](expected<reply_t<A, C>> r) { done->set_value(std::move(r)); },
-                std::move(options));
-    return f;
+  auto ask_async(std::string_view id, C c, ask_options options = {}) {
+    if constexpr (detail::command_of_check<A, C>::value) {
+      auto done = std::make_shared<std::promise<expected<reply_t<A, C>>>>();
+      auto f = done->get_future();
+      ask_then<A>(id, std::move(c), [done](expected<reply_t<A, C>> r) { done->set_value(std::move(r)); },
+                  std::move(options));
+      return f;
+    }
   }
 
   /// ask_async() with `command_id` as the only option.
   template <class A, class C, class S>
     requires std::convertible_to<S, std::string>
-  std::future<expected<reply_t<A, C>>> ask_async(std::string_view id, C c, S&& command_id) {
+  auto ask_async(std::string_view id, C c, S&& command_id) {
     return ask_async<A>(id, std::move(c), ask_options{.command_id = std::string(std::forward<S>(command_id))});
   }
 
@@ -203,11 +206,14 @@ class node {
   /// error) arrives, without blocking the caller. `on_reply` runs on one of the node's threads:
   /// it must return quickly and never wait for another command.
   template <class A, class C, class F>
-    requires std::invocable<F&, expected<reply_t<A, C>>>
   void ask_then(std::string_view id, C c, F on_reply, ask_options options = {}) {
-    send_command(A::name, make_command<A>(std::string{id}, std::move(c), std::move(options.command_id)),
+    if constexpr (detail::command_of_check<A, C>::value) {
+      static_assert(std::invocable<F&, expected<reply_t<A, C>>>,
+                    "cafes: ask_then's function must take the command's cafes::expected<reply> (or auto)");
+      send_command(A::name, make_command<A>(std::string{id}, std::move(c), std::move(options.command_id)),
                  options.timeout,
                  [f = std::move(on_reply)](command_reply r) mutable { f(reply_of<A, C>(std::move(r))); });
+    }
   }
 
   /// Sends command `c` from a C++20 coroutine: `auto r = co_await node.co_ask<A>(id, c);`
@@ -218,14 +224,15 @@ class node {
   /// temporaries: GCC before 13 destroys a temporary of a co_await expression twice (a
   /// compiler bug). co_ask takes them by reference so that named ones are safe.
   template <class A, class C>
-  ask_awaiter<A, C> co_ask(std::string_view id, const C& c) {
-    return ask_awaiter<A, C>{*this, std::string{id}, c, ask_options{}};
+  auto co_ask(std::string_view id, const C& c) {
+    return co_ask<A>(id, c, ask_options{});
   }
 
   /// co_ask() with per-call options.
   template <class A, class C>
-  ask_awaiter<A, C> co_ask(std::string_view id, const C& c, const ask_options& options) {
-    return ask_awaiter<A, C>{*this, std::string{id}, c, options};
+  auto co_ask(std::string_view id, const C& c, const ask_options& options) {
+    if constexpr (detail::command_of_check<A, C>::value)
+      return ask_awaiter<A, C>{*this, std::string{id}, c, options};
   }
 
   /// Returns the actor that routes commands of aggregate type A to their partitions
