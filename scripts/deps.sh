@@ -10,7 +10,7 @@ packages=(
   g++ cmake ninja-build pkg-config
   libcaf-dev librdkafka-dev libmsgpack-cxx-dev libspdlog-dev catch2 libcli11-dev
   nlohmann-json3-dev libcpp-httplib-dev libbenchmark-dev
-  kcat openjdk-17-jre-headless maven
+  kcat openjdk-17-jre-headless maven doxygen
 )
 
 check_only=0

@@ -22,11 +22,13 @@ namespace cafes {
 
 /// The reply of a command that answers nothing but success.
 struct done {
+  /// Every done equals every other.
   friend bool operator==(done, done) { return true; }
 };
 
 /// A rejection: the command is refused with a typed error and writes nothing.
 struct rejection {
+  /// The error the command is refused with.
   cafes::error err;
 };
 
@@ -44,6 +46,7 @@ rejection reject(E e, std::string msg = {}) {
 /// cafes::condition::rejected` and reads the message.
 inline rejection reject(std::string msg) { return rejection{cafes::error{actor_errc::rejected, std::move(msg)}}; }
 
+/// \cond detail
 namespace detail {
 
 /// Returns the readable (demangled) name of a C++ type, for errors.
@@ -100,6 +103,7 @@ struct decided_parts {
 };
 
 } // namespace detail
+/// \endcond
 
 /// What a command handler decided: a rejection, or 0..n events plus a reply of type R.
 ///
@@ -110,10 +114,14 @@ struct decided_parts {
 template <class R = done, class Events = void>
 class [[nodiscard]] decision {
  public:
+  /// The reply's type.
   using reply_type = R;
+  /// The aggregate's events variant, or void (then checked at run time).
   using events_type = Events;
 
+  /// Refuses the command (from reject()).
   decision(rejection r) : rejection_(std::move(r.err)) {}
+  /// Emits `events` (in order; none for a command that changes nothing) and answers `reply`.
   decision(std::vector<std::any> events, R reply) : events_(std::move(events)), reply_(std::move(reply)) {}
 
   /// From emit(…).reply(…), emit(…).reply_with(…), reply(…): checks the emitted types.
@@ -130,12 +138,17 @@ class [[nodiscard]] decision {
     }
   }
 
+  /// Returns true if the command is refused.
   bool rejected() const noexcept { return rejection_.has_value(); }
+  /// Returns the rejection's error; only when rejected().
   const cafes::error& error() const { return *rejection_; }
+  /// Returns the events to emit, type-erased, in order.
   const std::vector<std::any>& events() const noexcept { return events_; }
+  /// Returns the events to emit, type-erased, in order.
   std::vector<std::any>& events() noexcept { return events_; }
   /// The reply; for reply_with, a default R until reply_after() computes it.
   const R& reply() const { return reply_; }
+  /// The reply; for reply_with, a default R until reply_after() computes it.
   R& reply() { return reply_; }
 
   /// Whether the reply is computed from the state after the events (reply_with).
@@ -167,6 +180,7 @@ class [[nodiscard]] decision {
 template <class... Es>
 class emitted {
  public:
+  /// Holds `events`; emit() builds it.
   explicit emitted(std::vector<std::any> events) : events_(std::move(events)) {}
 
   /// Returns the decision to emit these events and answer `r` once they are durable.
@@ -190,6 +204,8 @@ class emitted {
       &typeid(S)};
   }
 
+  /// Becomes the decision to emit these events and answer cafes::done, for a handler whose
+  /// reply is done; any other reply type must be given with reply() or reply_with().
   template <class R, class Events>
   operator decision<R, Events>() && {
     static_assert(std::is_same_v<R, done>, "cafes: a handler whose reply is not cafes::done must "

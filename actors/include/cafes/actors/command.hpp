@@ -24,7 +24,9 @@ struct command_msg {
 
 /// The answer to a command: an error, or the handler's reply.
 struct command_reply {
+  /// The error, if the command failed or was refused.
   std::optional<cafes::error> err;
+  /// The handler's reply (of the command's reply type) when there is no error.
   std::any value;
 };
 

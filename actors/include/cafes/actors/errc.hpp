@@ -29,6 +29,7 @@ enum class actor_errc {
 /// Returns the category of cafes::actor_errc.
 const std::error_category& actors_category() noexcept;
 
+/// Returns the error code of `e`; makes actor_errc an error-code enum.
 inline std::error_code make_error_code(actor_errc e) noexcept {
   return {static_cast<int>(e), actors_category()};
 }
@@ -61,6 +62,7 @@ enum class condition {
 /// Returns the category of cafes::condition, named "cafes".
 const std::error_category& condition_category() noexcept;
 
+/// Returns the error condition of `c`; makes condition an error-condition enum.
 inline std::error_condition make_error_condition(condition c) noexcept {
   return {static_cast<int>(c), condition_category()};
 }

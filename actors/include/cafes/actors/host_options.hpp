@@ -26,7 +26,9 @@ struct batching_config {
 /// replication and min_insync_replicas and places standbys by standby_replicas; the other
 /// fields reach the actors with the node's own settings added (internal to the runtime).
 struct host_options {
+  /// Partitions of the type's topics, and so of its aggregates.
   std::int32_t partitions = 12;
+  /// Replication factor of the type's topics.
   std::int16_t replication = 1;
   std::int16_t min_insync_replicas = 0; ///< topic config min.insync.replicas; 0: the broker's default
   std::uint64_t snapshot_every = 100;          ///< snapshot an aggregate every N events (0: never)
@@ -34,6 +36,7 @@ struct host_options {
   std::chrono::milliseconds idle_timeout{60'000}; ///< passivate aggregates idle this long
   std::size_t max_resident = 100'000;          ///< live aggregate actors per partition
   std::size_t max_stash = 1000;                ///< commands waiting per aggregate or recovering partition
+  /// Bounds of the journal actor's group commit.
   batching_config batching{};
   /// Own every partition from the start (single-node mode). false: the node owns none until
   /// assigned (node::assign, or assign_atom to the owner actor: the seam the cluster's
@@ -46,14 +49,17 @@ struct host_options {
   std::int32_t standby_replicas = 0;
   /// Storage to use instead of the node's (tests inject counting or faulty journals here).
   std::shared_ptr<cafes::journal> journal{};
+  /// Snapshot store to use instead of the node's (tests, as for `journal`).
   std::shared_ptr<cafes::snapshot_store> snapshots{};
 };
 
 /// One partition this node owns, as node::owned reports it.
 struct owned_partition {
+  /// The partition's number.
   std::int32_t partition = 0;
   std::uint64_t epoch = 0;    ///< 0 while it has not stored its epoch yet (recovering)
   bool ready = false;         ///< recovered and serving (or stopped on an error)
+  /// Compares every field.
   friend bool operator==(const owned_partition&, const owned_partition&) = default;
 };
 

@@ -22,8 +22,11 @@ namespace cafes {
 
 /// What a handler decided, with the reply and the events type-erased.
 struct decided {
+  /// The error, if the handler refused the command.
   std::optional<cafes::error> rejection;
+  /// The events to emit, in order.
   std::vector<std::any> events;
+  /// The reply.
   std::any reply;
   /// Set by reply_with: computes the reply from the state after the events (replaces `reply`).
   std::function<expected<std::any>(const std::any& next)> reply_from;
@@ -41,7 +44,9 @@ struct has_msgpack_codec
 class aggregate_ops {
  public:
   virtual ~aggregate_ops() = default;
+  /// Returns the aggregate type's name (A::name).
   virtual std::string_view name() const noexcept = 0;
+  /// Returns whether the aggregate opted in to pipelining (A::pipelining).
   virtual bool pipelining() const noexcept = 0;
   /// Returns an empty state.
   virtual std::any initial_state() const = 0;
@@ -53,9 +58,12 @@ class aggregate_ops {
   virtual expected<encoded_value> encode_event(const std::any& event) const = 0;
   /// Decodes a journaled event into its typed form, upcasting older versions.
   virtual expected<std::any> decode_event(const event_envelope& e) const = 0;
+  /// Encodes a state for a snapshot (name, version, msgpack bytes).
   virtual expected<encoded_value> encode_state(const std::any& state) const = 0;
+  /// Decodes a snapshot's state stored as (type, version), upcasting older versions.
   virtual expected<std::any> decode_state(std::string_view type, std::uint32_t version,
                                           std::string_view bytes) const = 0;
+  /// Returns the registry of the aggregate's event and state types.
   virtual const type_registry& registry() const noexcept = 0;
   /// Encodes a command for another node: its type_name and msgpack bytes (version 1). Fails
   /// with not_encodable (naming the C++ type) if the command type has no type_name, and with

@@ -14,9 +14,13 @@ struct host_stats {
   std::atomic<std::uint64_t> snapshots_read{0};       ///< snapshots loaded during recovery
   std::atomic<std::uint64_t> corrupt_snapshots{0};    ///< snapshots that did not decode
   std::atomic<std::uint64_t> sequence_errors{0};      ///< gaps or repeats found
+  /// Snapshots stored.
   std::atomic<std::uint64_t> snapshots_written{0};
+  /// Partition checkpoints stored.
   std::atomic<std::uint64_t> checkpoints_written{0};
+  /// Idle aggregate actors stopped (their state kept in memory or snapshotted).
   std::atomic<std::uint64_t> passivations{0};
+  /// Aggregate actors started for a command.
   std::atomic<std::uint64_t> activations{0};
   std::atomic<std::uint64_t> resident{0};             ///< live aggregate actors now
   std::atomic<std::uint64_t> partitions_owned{0};    ///< assigned to this node now
@@ -29,9 +33,13 @@ struct host_stats {
   std::atomic<std::uint64_t> promotions{0};          ///< takeovers that started from a standby
   std::atomic<std::uint64_t> retakes{0};             ///< partitions taken over again after their writer was lost
                                                      ///< or their recovery failed on a Kafka error
+  /// Commands received by the partitions.
   std::atomic<std::uint64_t> commands{0};
+  /// Commands refused by their handler.
   std::atomic<std::uint64_t> rejections{0};
+  /// Events made durable.
   std::atomic<std::uint64_t> events_persisted{0};
+  /// Journal appends in which some events were not made durable.
   std::atomic<std::uint64_t> persist_failures{0};
   std::atomic<std::uint64_t> backlog{0};             ///< events waiting in the journal actor now
   std::atomic<std::uint64_t> overloads{0};            ///< persists refused: the journal backlog was full
@@ -45,6 +53,7 @@ struct host_stats {
   /// Batch sizes: bucket i counts batches of [2^i, 2^(i+1)) events.
   std::array<std::atomic<std::uint64_t>, 16> batch_hist{};
 
+  /// Counts one journal append of `n` events (the journal actor calls it).
   void record_batch(std::uint64_t n) {
     ++batches;
     batch_events += n;

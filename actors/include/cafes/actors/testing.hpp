@@ -13,9 +13,13 @@ namespace cafes::testing {
 /// The outcome of one command: the rejection or the events and reply, and the state after.
 template <class A, class R>
 struct outcome {
+  /// The error, if the command was refused (nothing emitted then).
   std::optional<cafes::error> rejection;
+  /// The events the command emitted, in order.
   std::vector<typename A::events> events;
+  /// The command's reply.
   R reply{};
+  /// The state after the events (the state before, on a rejection).
   typename A::state state;
 
   /// Returns true if the command was rejected with error code `e`.
@@ -53,11 +57,13 @@ class scenario {
   static_assert(checked_ || true);
 
  public:
+  /// Applies `history` to an empty state.
   explicit scenario(std::vector<typename A::events> history) {
     for (auto& e : history)
       std::visit([&](const auto& x) { A::apply(state_, x); }, e);
   }
 
+  /// Returns the state after the history.
   const typename A::state& state() const noexcept { return state_; }
 
   /// Runs command `c` against the state and applies what it emitted to a copy of the state.

@@ -18,22 +18,37 @@ inline constexpr std::size_t default_max_event_bytes = 1 << 20;
 
 /// The header names of the wire format. docs/wire-format.md describes each one.
 namespace hdr {
+/// The CloudEvents spec version, cloudevents_specversion.
 inline constexpr std::string_view specversion = "ce_specversion";
+/// The event's id, unique; cafes writes "<aggregate id>/<seq>".
 inline constexpr std::string_view id = "ce_id";
+/// The registered event type name (never a C++ type name).
 inline constexpr std::string_view type = "ce_type";
+/// The event's source, a URI reference.
 inline constexpr std::string_view source = "ce_source";
+/// The aggregate id; equal to the record key.
 inline constexpr std::string_view subject = "ce_subject";
+/// RFC 3339 UTC time with milliseconds.
 inline constexpr std::string_view time = "ce_time";
+/// The payload's content type, msgpack_content_type.
 inline constexpr std::string_view content_type = "content-type";
+/// The per-aggregate sequence number, decimal, from 1.
 inline constexpr std::string_view seq = "ce_cafesseq";
+/// The schema version of the event type, decimal.
 inline constexpr std::string_view schema = "ce_cafesschema";
+/// The envelope layout version, envelope_version.
 inline constexpr std::string_view envelope = "ce_cafesenvelope";
+/// The client's command id that caused the event; optional.
 inline constexpr std::string_view causation = "ce_causationid";
+/// The name of the node that wrote the event.
 inline constexpr std::string_view node = "ce_cafesnode";
+/// The ownership epoch of the partition's writer, decimal.
 inline constexpr std::string_view epoch = "ce_cafesepoch";
 } // namespace hdr
 
+/// The CloudEvents spec version that cafes writes (header ce_specversion).
 inline constexpr std::string_view cloudevents_specversion = "1.0";
+/// The content type of every payload (header content-type).
 inline constexpr std::string_view msgpack_content_type = "application/msgpack";
 
 /// One journaled event and its metadata.
@@ -50,6 +65,7 @@ struct event_envelope {
   std::uint64_t writer_epoch = 0; ///< the writer's ownership epoch
   std::string payload;           ///< the event itself: a msgpack map
 
+  /// Compares every field.
   friend bool operator==(const event_envelope&, const event_envelope&) = default;
 };
 
@@ -62,6 +78,7 @@ inline constexpr std::size_t record_framing_bytes = 256;
 /// Limits that the codec enforces. `max_event_bytes` bounds an event's record (check_event)
 /// and a snapshot's record (check_snapshot) alike: key, value and header bytes.
 struct codec_limits {
+  /// The bound on one record: key, value and header bytes.
   std::size_t max_event_bytes = default_max_event_bytes;
 };
 
@@ -96,6 +113,7 @@ expected<void> check_msgpack_map(std::string_view bytes);
 
 /// Returns "topic/partition@offset" for error messages.
 std::string where(const record& r);
+/// Returns "topic/partition@offset" for error messages.
 std::string where(const record_view& r);
 
 } // namespace cafes

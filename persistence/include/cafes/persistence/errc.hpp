@@ -46,6 +46,7 @@ enum class errc {
 /// Returns the category of cafes::errc.
 const std::error_category& persistence_category() noexcept;
 
+/// Returns the error code of `e`; makes errc an error-code enum.
 inline std::error_code make_error_code(errc e) noexcept {
   return {static_cast<int>(e), persistence_category()};
 }

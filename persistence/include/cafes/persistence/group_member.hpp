@@ -17,8 +17,11 @@ namespace cafes {
 
 /// One partition of one topic.
 struct topic_partition {
+  /// The topic's name.
   std::string topic;
+  /// The partition's number.
   partition_id partition{0};
+  /// Compares both fields.
   friend bool operator==(const topic_partition&, const topic_partition&) = default;
 };
 
@@ -34,7 +37,10 @@ struct group_settings {
 /// one at a time, and the group waits for them: a revoked partition is assigned elsewhere
 /// only after `revoked` returned (unless the member was already expelled: `lost`).
 struct group_handlers {
+  /// Called with the partitions the group gives this member.
   std::function<void(const std::vector<topic_partition>&)> assigned;
+  /// Called with the partitions the group takes from this member; `lost` when it was
+  /// expelled (another member may own them already).
   std::function<void(const std::vector<topic_partition>&, bool lost)> revoked;
 };
 

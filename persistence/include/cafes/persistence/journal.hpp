@@ -17,8 +17,11 @@ namespace cafes {
 
 /// Where one appended event landed.
 struct position {
+  /// The partition it landed in.
   partition_id partition{0};
+  /// Its offset in the partition (-1: none).
   offset off{-1};
+  /// Orders by partition, then offset.
   friend auto operator<=>(const position&, const position&) = default;
 };
 
@@ -39,6 +42,7 @@ enum class event_outcome : std::uint8_t {
 struct append_result {
   std::vector<position> positions;     ///< where each durable event landed (off -1 otherwise)
   std::vector<event_outcome> outcomes; ///< one per event; empty: every event has `uniform`
+  /// The outcome of every event when `outcomes` is empty.
   event_outcome uniform = event_outcome::durable;
   std::optional<error> err;            ///< the first error, when any event is not durable
 
@@ -70,8 +74,8 @@ struct read_chunk {
   bool end = false;                    ///< true if `next` reached the end of the partition
 };
 
-/// The journal of one aggregate type: topic `<ns>.<aggregate>.events` with P partitions.
-/// Each aggregate's events go to partition_for(id, P). Implementations: kafka_journal
+/// The journal of one aggregate type. Its topic is `<ns>.<aggregate>.events`, with P partitions;
+/// each aggregate's events go to partition_for(id, P). Implementations: kafka_journal
 /// (idempotent or transactional) and memory_journal.
 class journal {
  public:
@@ -137,9 +141,11 @@ class journal {
 
 /// The topic names of one aggregate type in namespace `ns`.
 struct topic_names {
-  std::string events;     ///< <ns>.<aggregate>.events
-  std::string snapshots;  ///< <ns>.<aggregate>.snapshots
-  std::string dlq;        ///< <ns>.<aggregate>.dlq
+  std::string events;     ///< `<ns>.<aggregate>.events`
+  std::string snapshots;  ///< `<ns>.<aggregate>.snapshots`
+  std::string dlq;        ///< `<ns>.<aggregate>.dlq`
+
+  /// Returns the topic names of aggregate type `aggregate` in namespace `ns`.
   static topic_names of(std::string_view ns, std::string_view aggregate);
 };
 

@@ -38,6 +38,7 @@ struct kafka_config {
   std::string bootstrap;
   /// The in-process mock cluster to use instead of a real broker, or null.
   std::shared_ptr<embedded_cluster> embedded;
+  /// How the journal makes appends durable.
   journal_mode mode = journal_mode::idempotent;
   /// Bound on one append: an event not acknowledged within it fails with errc::timeout.
   std::chrono::milliseconds delivery_timeout{30'000};
@@ -52,11 +53,13 @@ struct kafka_config {
   std::string client_id = "cafes";
   /// Extra librdkafka properties, applied last (they override cafes's choices).
   std::map<std::string, std::string> extra;
+  /// Size limits of events and snapshots (narrowed by effective_limits).
   codec_limits limits;
   /// Whether the size limit also takes each topic's max.message.bytes, read through the admin
   /// API. Off only for a cluster without one, such as a bare librdkafka mock (the embedded
   /// cluster is known and skipped anyway).
   bool describe_topic_limits = true;
+  /// Called at named fault points (tests only); empty in production.
   fault_hook on_fault;
 
   /// Returns the bootstrap servers to connect to (the embedded cluster's if set).

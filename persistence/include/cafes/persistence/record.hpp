@@ -13,17 +13,25 @@ namespace cafes {
 
 /// One Kafka record header. Kafka allows repeated keys; cafes writes each key once.
 struct header {
+  /// The header's name.
   std::string key;
+  /// The header's value, bytes.
   std::string value;
+  /// Compares both fields.
   friend bool operator==(const header&, const header&) = default;
 };
 
 /// One Kafka record: where it sits, its key, headers and value.
 struct record {
+  /// The topic's name.
   std::string topic;
+  /// The partition's number.
   partition_id partition{0};
+  /// The record's offset in the partition (-1: not written yet).
   offset off{-1};
+  /// The record key: the aggregate id, or a reserved key.
   std::string key;
+  /// The headers, in order.
   std::vector<header> headers;
   std::optional<std::string> value; ///< nullopt is a tombstone.
 
@@ -39,11 +47,16 @@ struct record {
 /// A record read in place: views into memory owned elsewhere (a consumed Kafka message, or
 /// a record). Decoding from it copies only what the decoded value keeps.
 struct record_view {
+  /// The topic's name.
   std::string_view topic;
+  /// The partition's number.
   partition_id partition{0};
+  /// The record's offset in the partition.
   offset off{-1};
+  /// The record key.
   std::string_view key;
   std::optional<std::string_view> value; ///< nullopt is a tombstone.
+  /// The headers (name, value), in order.
   std::vector<std::pair<std::string_view, std::string_view>> headers;
 
   /// Returns the value of the first header named `k`, or nullopt.

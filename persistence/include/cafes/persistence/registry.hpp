@@ -19,8 +19,11 @@ namespace cafes {
 
 /// A value encoded for the wire: its registered name, schema version and msgpack bytes.
 struct encoded_value {
+  /// The registered type name.
   std::string type;
+  /// The schema version.
   std::uint32_t version = 0;
+  /// The value as a msgpack map.
   std::string bytes;
 };
 

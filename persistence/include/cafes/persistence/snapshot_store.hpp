@@ -21,12 +21,16 @@ inline constexpr std::string_view checkpoint_key = "__cafes.checkpoint";
 
 /// An aggregate's state after its event `seq`, which sits at `journal_offset`.
 struct snapshot {
+  /// The aggregate's id (the record key).
   aggregate_id id;
+  /// The sequence number of the last event in the state.
   seq_nr seq{0};
+  /// The journal offset of that event.
   offset journal_offset{-1};
   std::string state_type;          ///< registered state type name
   std::uint32_t state_version = 1; ///< schema version of the state
   std::string state;               ///< msgpack bytes of the state
+  /// Compares every field.
   friend bool operator==(const snapshot&, const snapshot&) = default;
 };
 
@@ -51,6 +55,7 @@ expected<void> check_snapshot(const snapshot& s, const codec_limits& limits);
 struct partition_mark {
   offset checkpoint{0};    ///< every event of the journal partition below it has a snapshot
   std::uint64_t epoch = 0; ///< the owner's epoch (0: stored before epochs, or by a tool)
+  /// Compares both fields.
   friend bool operator==(const partition_mark&, const partition_mark&) = default;
 };
 
@@ -63,8 +68,8 @@ expected<partition_mark> decode_checkpoint(const record& r);
 /// Called once per save with the outcome; may run on a thread of the store's.
 using save_callback = std::function<void(expected<void>)>;
 
-/// Snapshots of one aggregate type: topic `<ns>.<aggregate>.snapshots` (compacted), with the
-/// same partitions as the journal. The latest record per key wins.
+/// Snapshots of one aggregate type. Its topic is `<ns>.<aggregate>.snapshots` (compacted), with
+/// the same partitions as the journal; the latest record per key wins.
 class snapshot_store {
  public:
   virtual ~snapshot_store() = default;
@@ -93,6 +98,7 @@ class snapshot_store {
   /// Returns the checkpoint of partition `p`, or nullopt if none was stored.
   expected<std::optional<offset>> load_checkpoint(partition_id p);
 
+  /// Returns the number of partitions.
   virtual std::int32_t partitions() const noexcept = 0;
 
   /// Returns the limits its snapshots must fit (check_snapshot); save() refuses larger ones

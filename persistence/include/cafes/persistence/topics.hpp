@@ -13,8 +13,11 @@ namespace cafes {
 
 /// What a topic must look like.
 struct topic_spec {
+  /// The topic's name.
   std::string name;
+  /// The partition count.
   std::int32_t partitions = 1;
+  /// The replication factor.
   std::int16_t replication = 1;
   std::string cleanup_policy = "delete"; ///< "delete" or "compact"
   std::map<std::string, std::string> configs; ///< more topic configs for creation

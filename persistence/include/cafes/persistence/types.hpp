@@ -16,11 +16,16 @@ namespace cafes {
 template <class T, class Tag>
 class named_type {
  public:
+  /// The type of the value.
   using value_type = T;
   constexpr named_type() = default;
+  /// Wraps `v`.
   constexpr explicit named_type(T v) : v_(std::move(v)) {}
+  /// Returns the value.
   constexpr const T& value() const noexcept { return v_; }
+  /// Compares the values.
   friend constexpr auto operator<=>(const named_type&, const named_type&) = default;
+  /// Writes the value.
   friend std::ostream& operator<<(std::ostream& os, const named_type& x) { return os << x.v_; }
 
  private:
@@ -51,9 +56,13 @@ class aggregate_id {
   /// Wraps a key read back from Kafka without checks (it may be a reserved key).
   static aggregate_id unchecked(std::string s) { return aggregate_id{std::move(s)}; }
 
+  /// Returns the id's bytes.
   const std::string& str() const noexcept { return v_; }
+  /// Returns true if it starts with the reserved prefix (a key of cafes', not an aggregate).
   bool reserved() const noexcept { return std::string_view{v_}.starts_with(reserved_prefix); }
+  /// Compares the ids' bytes.
   friend auto operator<=>(const aggregate_id&, const aggregate_id&) = default;
+  /// Writes the id.
   friend std::ostream& operator<<(std::ostream& os, const aggregate_id& x) { return os << x.v_; }
 
  private:
@@ -63,8 +72,10 @@ class aggregate_id {
 
 } // namespace cafes
 
+/// Hashes an aggregate id as its string, for unordered containers.
 template <>
 struct std::hash<cafes::aggregate_id> {
+  /// Returns the hash of the id's string.
   std::size_t operator()(const cafes::aggregate_id& x) const noexcept {
     return std::hash<std::string>{}(x.str());
   }

@@ -41,8 +41,12 @@ enum class storage_kind {
 struct node_config {
   std::string bootstrap{};            ///< "host:port,…"; empty: the embedded mock cluster
   std::string ns = "cafes";           ///< namespace: prefix of every topic
+  /// The node's name, written into every event it journals; unique among the nodes of a
+  /// namespace (in cluster mode it is also the node's group.instance.id).
   std::string node_name = "node-1";
+  /// How the journal makes appends durable.
   journal_mode mode = journal_mode::idempotent;
+  /// Where the node keeps its journal.
   storage_kind storage = storage_kind::kafka;
   int embedded_brokers = 3; ///< brokers of the embedded mock cluster
   std::size_t threads = 0;            ///< CAF scheduler threads; 0: the machine's cores
@@ -55,6 +59,7 @@ struct node_config {
   std::chrono::milliseconds delivery_timeout{10'000};
   /// Bound on metadata, admin, read and transaction calls.
   std::chrono::milliseconds request_timeout{10'000};
+  /// The level of the node's logs: trace, debug, info, warn, error or off.
   std::string log_level = "info";
   /// Cluster mode: the node joins the consumer group of its namespace, which shares the
   /// partitions of every hosted type among the nodes of the namespace (docs/cluster.md).
@@ -309,7 +314,9 @@ class node {
   /// node is then not ready.
   bool healthy() const noexcept;
 
+  /// Returns the node's configuration.
   const node_config& config() const noexcept;
+  /// Returns the node's CAF actor system, for actors of the application's own.
   caf::actor_system& system();
 
   /// Stops every actor and client; pending commands fail with shutting_down.
@@ -342,10 +349,14 @@ class node {
 template <class A, class C>
 class ask_awaiter {
  public:
+  /// What `co_await` gives: the reply, or the error.
   using result_type = expected<reply_t<A, C>>;
+  /// Holds what the command needs until it is sent; node::co_ask builds it.
   ask_awaiter(node& n, std::string id, C c, ask_options options)
       : n_(&n), id_(std::move(id)), c_(std::move(c)), options_(std::move(options)) {}
+  /// Always false: the command is sent when the coroutine suspends.
   bool await_ready() const noexcept { return false; }
+  /// Sends the command (as ask_then does); the reply resumes the coroutine.
   void await_suspend(std::coroutine_handle<> h) {
     // The reply may resume the coroutine before this returns: nothing is touched after it.
     n_->ask_then<A>(id_, std::move(c_), [this, h](result_type r) {
@@ -353,6 +364,7 @@ class ask_awaiter {
       h.resume();
     }, std::move(options_));
   }
+  /// Returns the reply, or the error.
   result_type await_resume() { return std::move(*result_); }
 
  private:
