@@ -133,8 +133,11 @@ TEST_CASE("a standby promoted before it read the latest events replays just thos
   REQUIRE(b.wait_ready(cafes::test::scaled(std::chrono::seconds{10})));
   auto sb = b.stats("account");
   CHECK(sb->promotions == 1);
-  // What the standby had not read, the takeover replayed: each event once, none missed.
-  CHECK(sb->standby_events + sb->events_replayed == journal_events(*st.j, p));
+  // What the standby had not read, the takeover replayed: no event twice, and (the balances
+  // below) none missed. Not "exactly the journal's events": on a loaded machine the standby
+  // may have read no event before the revoke, whose snapshots then cover them (failed 3 in 90
+  // runs with three copies at once).
+  CHECK(sb->standby_events + sb->events_replayed <= journal_events(*st.j, p));
   for (auto& [id, balance] : want) {
     INFO(id);
     CHECK(b.ask<account>(id, get_balance{}).value() == balance);
