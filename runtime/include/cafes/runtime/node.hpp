@@ -216,8 +216,8 @@ class node {
       static_assert(std::invocable<F&, expected<reply_t<A, C>>>,
                     "cafes: ask_then's function must take the command's cafes::expected<reply> (or auto)");
       send_command(A::name, make_command<A>(std::string{id}, std::move(c), std::move(options.command_id)),
-                 options.timeout,
-                 [f = std::move(on_reply)](command_reply r) mutable { f(reply_of<A, C>(std::move(r))); });
+                   options.timeout,
+                   [f = std::move(on_reply)](command_reply r) mutable { f(reply_of<A, C>(std::move(r))); });
     }
   }
 
