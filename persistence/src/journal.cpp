@@ -35,7 +35,7 @@ topic_names topic_names::of(std::string_view ns, std::string_view aggregate) {
   std::string base{ns};
   base += '.';
   base += aggregate;
-  return {base + ".events", base + ".snapshots", base + ".dlq"};
+  return {base + ".events", base + ".snapshots", base + ".dlq", base + ".state"};
 }
 
 namespace {

@@ -232,6 +232,11 @@ std::vector<topic_spec> aggregate_topics(std::string_view ns, std::string_view a
   };
 }
 
+topic_spec state_topic_spec(std::string_view ns, std::string_view aggregate, std::int32_t partitions,
+                            std::int16_t replication) {
+  return {topic_names::of(ns, aggregate).state, partitions, replication, "compact", {}};
+}
+
 expected<codec_limits> effective_limits(const kafka_config& cfg, const std::vector<std::string>& topics) {
   auto conf = detail::make_conf(cfg, {});
   if (!conf)

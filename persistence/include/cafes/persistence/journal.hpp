@@ -144,6 +144,7 @@ struct topic_names {
   std::string events;     ///< `<ns>.<aggregate>.events`
   std::string snapshots;  ///< `<ns>.<aggregate>.snapshots`
   std::string dlq;        ///< `<ns>.<aggregate>.dlq`
+  std::string state;      ///< `<ns>.<aggregate>.state` (opt-in: start_state_topic)
 
   /// Returns the topic names of aggregate type `aggregate` in namespace `ns`.
   static topic_names of(std::string_view ns, std::string_view aggregate);

@@ -27,6 +27,11 @@ struct topic_spec {
 std::vector<topic_spec> aggregate_topics(std::string_view ns, std::string_view aggregate,
                                          std::int32_t partitions, std::int16_t replication);
 
+/// Returns the spec of the state topic of one aggregate type (compacted; as many partitions
+/// as its events topic, so that an aggregate's state sits in its events' partition number).
+topic_spec state_topic_spec(std::string_view ns, std::string_view aggregate, std::int32_t partitions,
+                            std::int16_t replication);
+
 /// Creates the topics that are missing and checks the others. An existing topic whose
 /// partition count, replication factor or cleanup policy differs fails with topic_mismatch,
 /// naming the topic, the setting, the wanted and the found value.
