@@ -619,6 +619,12 @@ routing_stats node::routing_counters() const noexcept {
 
 bool node::durable() const noexcept { return impl_->storage->durable(); }
 
+expected<kafka_config> node::kafka() const {
+  if (impl_->cfg.storage != storage_kind::kafka)
+    return error{errc::invalid_argument, "the node keeps its journal in memory: it has no Kafka cluster"};
+  return impl_->kafka;
+}
+
 bool node::healthy() const noexcept {
   for (auto& [name, t] : impl_->types)
     if (!t.j->healthy())

@@ -60,6 +60,20 @@ int main(int argc, char** argv) {
                        "min.insync.replicas of the topics it creates (0: the broker's default)")
     ->check(CLI::Range(0, 32767));
 
+  node_cmd->add_flag("!--no-read-side", server.read_side,
+                     "run no projection (no state topic, no enrichment, no read model)");
+  node_cmd->add_option("--read-model", server.read.db, "keep the SQLite read model (balances, transfers) in this file");
+  node_cmd->add_flag("!--no-state-topic", server.read.state_topic,
+                     "do not keep the account state topic (nor the enriched transfers)");
+
+  std::string report_db;
+  int report_recent = 20;
+  bool report_json = false;
+  auto* report_cmd = app.add_subcommand("report", "print balances and recent transfers from a SQLite read model");
+  report_cmd->add_option("--db", report_db, "the read model's file (bank node --read-model FILE)")->required();
+  report_cmd->add_option("--recent", report_recent, "how many recent transfers")->check(CLI::Range(1, 1000));
+  report_cmd->add_flag("--json", report_json, "print one JSON object");
+
   bank::client_request req;
   auto add_client = [&](const char* name, const char* what) {
     auto* c = app.add_subcommand(name, what);
@@ -96,8 +110,13 @@ int main(int argc, char** argv) {
     }
     return bank::run_demo(**node, demo);
   }
-  if (node_cmd->parsed())
+  if (node_cmd->parsed()) {
+    server.read.partitions = server.partitions;
+    server.read.replication = server.replication;
     return bank::run_server(node_cfg, server);
+  }
+  if (report_cmd->parsed())
+    return bank::print_report(report_db, report_recent, report_json);
   for (auto* c : app.get_subcommands()) {
     req.command = c->get_name();
     // Without a ref a retry would apply twice. The generated one is printed, so that a

@@ -1,6 +1,7 @@
 // The bank node's HTTP interface (loopback only) and the client commands.
 #include "server.hpp"
 
+#include <atomic>
 #include <charconv>
 #include <condition_variable>
 #include <csignal>
@@ -160,6 +161,7 @@ struct http_interface::impl {
   cafes::node& node;
   http_limits limits;
   httplib::Server svr;
+  std::atomic<read_side*> reads{nullptr};
 
   impl(cafes::node& n, http_limits l) : node(n), limits(l) {
     svr.new_task_queue = [w = limits.workers, q = limits.queue] { return new bounded_pool(w, q); };
@@ -241,6 +243,25 @@ struct http_interface::impl {
       answer(res, nlohmann::json{{"ready", ready}, {"durable", node.durable()}});
     });
     svr.Get("/stats", [this](const httplib::Request&, httplib::Response& res) { stats(res); });
+    // The SQLite read model: balances and the most recent transfers (?recent=N, 1 to 1000).
+    svr.Get("/report", [this](const httplib::Request& req, httplib::Response& res) {
+      auto* r = reads.load();
+      if (!r)
+        return answer(res, cafes::error{cafes::errc::invalid_argument, "this node runs no read side"});
+      int recent = 20;
+      if (req.has_param("recent")) {
+        auto n = number(req, "recent");
+        if (!n)
+          return answer(res, n.error());
+        if (*n < 1 || *n > 1000)
+          return answer(res, cafes::error{cafes::errc::invalid_argument, "recent must be 1 to 1000"});
+        recent = static_cast<int>(*n);
+      }
+      auto rep = r->report(recent);
+      if (!rep)
+        return answer(res, rep.error());
+      answer(res, *rep);
+    });
   }
 
   // The transfer manager drives the transfer; this thread waits at most transfer_wait.
@@ -290,6 +311,8 @@ struct http_interface::impl {
         for (auto& p : *o)
           owned.push_back({{"partition", p.partition}, {"epoch", p.epoch}, {"ready", p.ready}});
       j[name]["owned"] = std::move(owned);
+      if (auto* r = reads.load())
+        j["read_side"] = r->status();
       // The partitions it keeps warm for a takeover (hot standby), and what that saved.
       j[name]["standby"] = node.standbys(name).value_or(std::vector<std::int32_t>{});
       j[name]["standby_events"] = s->standby_events.load();
@@ -300,6 +323,8 @@ struct http_interface::impl {
     answer(res, j);
   }
 };
+
+void http_interface::serve(read_side* r) { impl_->reads = r; }
 
 http_interface::http_interface(cafes::node& node, http_limits limits)
     : impl_(std::make_unique<impl>(node, limits)) {}
@@ -401,7 +426,19 @@ int run_server(const cafes::node_config& cfg, const server_options& o) {
   else if (!n)
     std::fprintf(stderr, "bank node: resuming transfers: %s\n", n.error().to_string().c_str());
 
+  // The read side: on Kafka storage, unless turned off.
+  std::unique_ptr<read_side> reads;
+  if (o.read_side && cfg.storage == cafes::storage_kind::kafka) {
+    auto r = read_side::start(node, o.read);
+    if (!r) {
+      std::fprintf(stderr, "bank node: read side: %s\n", r.error().to_string().c_str());
+      return 2;
+    }
+    reads = std::move(*r);
+  }
+
   http_interface http{node, o.http};
+  http.serve(reads.get());
   auto port = http.bind(o.port);
   if (!port) {
     std::fprintf(stderr, "bank node: %s\n", port.error().to_string().c_str());
@@ -419,6 +456,8 @@ int run_server(const cafes::node_config& cfg, const server_options& o) {
   std::signal(SIGTERM, on_signal);
   http.listen();
   running_interface = nullptr;
+  http.serve(nullptr);
+  reads.reset();
   resumer.reset();
   // Drains what is still in flight (a transfer's legs, say), then stops.
   if (auto stopped = node.shutdown(std::chrono::seconds{10}); !stopped)

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "cafes/runtime/node.hpp"
+#include "read_side.hpp"
 
 namespace bank {
 
@@ -35,6 +36,9 @@ struct server_options {
   std::int16_t min_insync_replicas = 0; ///< 0: the broker's default
   std::int32_t standby_replicas = 0;    ///< hot standbys per partition (needs routing)
   http_limits http{};
+  /// The read side (state topic, enrichment, SQLite read model); on Kafka storage only.
+  read_side_options read{};
+  bool read_side = true; ///< false: run no projection
 };
 
 /// The bank's HTTP interface for a node that hosts the bank (host_bank), on 127.0.0.1.
@@ -44,6 +48,9 @@ class http_interface {
   ~http_interface();
   http_interface(const http_interface&) = delete;
   http_interface& operator=(const http_interface&) = delete;
+
+  /// Serves the read side's status in /stats and its read model in /report (may be null).
+  void serve(read_side* r);
 
   /// Binds 127.0.0.1:port (0: a free port) and returns the port.
   cafes::expected<int> bind(std::uint16_t port);

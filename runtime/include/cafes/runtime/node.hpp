@@ -314,6 +314,11 @@ class node {
   /// node is then not ready.
   bool healthy() const noexcept;
 
+  /// Returns the settings of the node's Kafka clients (its brokers, or its embedded cluster),
+  /// for the application's own clients on the same cluster, such as projections. Fails with
+  /// invalid_argument on memory storage.
+  expected<kafka_config> kafka() const;
+
   /// Returns the node's configuration.
   const node_config& config() const noexcept;
   /// Returns the node's CAF actor system, for actors of the application's own.
