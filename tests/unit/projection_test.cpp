@@ -62,6 +62,36 @@ TEST_CASE("a projection into a store applies every event once, across restarts, 
   CHECK(store->balances["acc-3"] == 15 + 1 + 2);
 }
 
+TEST_CASE("two instances of a projection into one store share its partitions and hand them over, applying each "
+          "event once",
+          "[projection][embedded]") {
+  auto cfg = embedded_config();
+  auto t = provision(cfg, "proj-pair");
+  auto ns = ns_of(t);
+  auto j = make_kafka_journal(cfg, t.names.events, t.partitions).value();
+  auto store = std::make_shared<memory_store>();
+  auto start = [&](std::string instance) {
+    auto o = options(ns, "shared");
+    o.instance = std::move(instance);
+    return projection::into_store(cfg, o, store).value();
+  };
+  REQUIRE(j->append_sync(bank_events(6, 4)));
+  auto a = start("a");
+  REQUIRE(a->wait_caught_up(scaled(caught_up)));
+  auto b = start("b");
+  REQUIRE(eventually([&] { return !b->lag().empty(); }, caught_up)); // b holds some partitions
+  CHECK(a->lag().size() + b->lag().size() == static_cast<std::size_t>(t.partitions));
+  REQUIRE(j->append_sync(bank_events(6, 3, 6, "2")));
+  REQUIRE(a->wait_caught_up(scaled(caught_up)));
+  REQUIRE(b->wait_caught_up(scaled(caught_up)));
+  a.reset(); // hands its partitions over to b
+  REQUIRE(j->append_sync(bank_events(6, 2, 9, "3")));
+  REQUIRE(eventually([&] { return b->lag().size() == static_cast<std::size_t>(t.partitions); }, caught_up));
+  REQUIRE(b->wait_caught_up(scaled(caught_up)));
+  CHECK(store->once() == std::pair<bool, std::size_t>{true, 6 * 5 + 6 * 3 + 6 * 2});
+  CHECK(store->balances["acc-0"] == (1 + 2 + 3 + 4) + (1 + 2 + 3) + (1 + 2));
+}
+
 TEST_CASE("a failing handler is retried, then dead-lettered, and re-driven once fixed", "[projection][embedded]") {
   auto cfg = embedded_config();
   auto t = provision(cfg, "proj-retry");
