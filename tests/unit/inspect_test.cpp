@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <future>
 #include <sstream>
@@ -357,6 +358,21 @@ TEST_CASE("cafes-inspect state --at-time: up to the last event at or before the 
 TEST_CASE("cafes-inspect partition: offsets, mark, lag and last writer per partition", "[inspect]") {
   journal_fixture f;
   check_golden("partition", f.inspect("partition", {}));
+}
+
+TEST_CASE("cafes-inspect --config: a node's config file names the broker and the namespace", "[inspect]") {
+  journal_fixture f;
+  const auto path = std::filesystem::temp_directory_path() / ("cafes-inspect-" + std::to_string(::getpid()) + ".toml");
+  {
+    // As a node reads it (node_config::add_options): settings the tool does not know are ignored.
+    std::ofstream out{path};
+    out << "bootstrap = \"" << f.mc->bootstrap() << "\"\nnamespace = \"golden\"\nnode-name = \"node-a\"\n"
+        << "mode = \"idempotent\"\nthreads = 2\n";
+  }
+  auto r = run({CAFES_INSPECT_BINARY, "partition", "--config", path.string(), "--type", "account"},
+               scaled(std::chrono::milliseconds{60'000}));
+  std::filesystem::remove(path);
+  check_golden("partition", r);
 }
 
 TEST_CASE("cafes-inspect dlq: each letter with its reasons and its original decoded", "[inspect]") {

@@ -26,21 +26,57 @@ struct common {
   topic_choice t;
   long timeout_ms = 10'000;
   std::vector<std::string> properties; // KEY=VALUE
+  std::string config;                  // a node's config file
+  std::vector<CLI::Option*> timeout_options; // of each subcommand: was the timeout given?
 };
 
+/// Takes from a node's config file (--config, as node_config::add_options reads it) the
+/// settings the command line did not give: bootstrap, namespace and request-timeout-ms. The
+/// node's other settings are ignored.
+cafes::expected<void> read_node_config(common& c, bool timeout_given) {
+  if (c.config.empty())
+    return {};
+  std::vector<CLI::ConfigItem> items;
+  try {
+    items = CLI::ConfigTOML{}.from_file(c.config);
+  } catch (const CLI::Error& e) {
+    return cafes::error{cafes::errc::invalid_argument, "--config " + c.config + ": " + e.what()};
+  }
+  for (auto& item : items) {
+    if (!item.parents.empty() || item.inputs.size() != 1)
+      continue;
+    const auto& v = item.inputs.front();
+    if (item.name == "bootstrap" && c.src.bootstrap.empty())
+      c.src.bootstrap = v;
+    else if (item.name == "namespace" && c.t.ns.empty() && c.t.topic.empty())
+      c.t.ns = v;
+    else if (item.name == "request-timeout-ms" && !timeout_given) {
+      try {
+        c.timeout_ms = std::stol(v);
+      } catch (const std::exception&) {
+        return cafes::error{cafes::errc::invalid_argument, "--config " + c.config + ": request-timeout-ms is '" + v + "'"};
+      }
+    }
+  }
+  return {};
+}
+
 void add_common(CLI::App& sub, common& c, bool own_topic_only) {
-  sub.add_option("--bootstrap", c.src.bootstrap, "Kafka bootstrap servers, host:port,…")->required();
+  sub.add_option("--config", c.config,
+                 "a node's INI or TOML config file: its bootstrap, namespace and request-timeout-ms, "
+                 "unless given here");
+  sub.add_option("--bootstrap", c.src.bootstrap, "Kafka bootstrap servers, host:port,… (required, here or in --config)");
   auto* topic = sub.add_option("--topic", c.t.topic,
                                own_topic_only ? "the topic to read"
                                               : "the events topic (the snapshot topic is found beside it)");
   auto* ns = sub.add_option("--namespace", c.t.ns, "the node's namespace, with --type");
   auto* type = sub.add_option("--type", c.t.type, "the aggregate type, with --namespace");
-  ns->needs(type)->excludes(topic);
-  type->needs(ns)->excludes(topic);
-  sub.add_option("--timeout-ms,--request-timeout-ms", c.timeout_ms,
-                 "bound on connecting and on each request or read")
-    ->capture_default_str()
-    ->check(CLI::Range(1L, 3'600'000L));
+  ns->excludes(topic);
+  type->excludes(topic);
+  c.timeout_options.push_back(sub.add_option("--timeout-ms,--request-timeout-ms", c.timeout_ms,
+                                             "bound on connecting and on each request or read")
+                                ->capture_default_str()
+                                ->check(CLI::Range(1L, 3'600'000L)));
   sub.add_flag("--read-uncommitted", c.src.read_uncommitted,
                "also records of open and aborted transactions (default: read_committed)");
   sub.add_flag("--verbose", c.src.verbose, "keep librdkafka's log on stderr");
@@ -134,6 +170,20 @@ int main(int argc, char** argv) {
     return exit_bad_input;
   }
 
+  auto fail = [](const cafes::error& e) {
+    std::cout.flush();
+    std::fprintf(stderr, "cafes-inspect: %s\n", e.to_string().c_str());
+    return exit_code_of(e);
+  };
+  bool timeout_given = false;
+  for (auto* o : c.timeout_options)
+    timeout_given = timeout_given || o->count() > 0;
+  if (auto ok = read_node_config(c, timeout_given); !ok)
+    return fail(ok.error());
+  if (c.src.bootstrap.empty())
+    return fail(cafes::error{cafes::errc::invalid_argument, "--bootstrap is required (here or in --config)"});
+  if (c.timeout_ms < 1)
+    return fail(cafes::error{cafes::errc::invalid_argument, "the timeout must be at least 1 ms"});
   c.src.timeout = std::chrono::milliseconds{c.timeout_ms};
   for (auto& kv : c.properties) {
     const auto eq = kv.find('=');
@@ -144,11 +194,6 @@ int main(int argc, char** argv) {
     c.src.properties[kv.substr(0, eq)] = kv.substr(eq + 1);
   }
   ev.t = sn.t = st.t = pa.t = dl.t = c.t;
-  auto fail = [](const cafes::error& e) {
-    std::cout.flush();
-    std::fprintf(stderr, "cafes-inspect: %s\n", e.to_string().c_str());
-    return exit_code_of(e);
-  };
   // Check the names before connecting: a bad command line fails at once.
   const bool own = !state->parsed() && !partition->parsed();
   const auto kind = events->parsed() || state->parsed() || partition->parsed() ? "events"
