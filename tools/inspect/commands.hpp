@@ -40,6 +40,7 @@ struct events_options {
   range_choice range;       ///< or only these partitions and offsets
   bool skip_barriers = false; ///< leave barrier records out
 };
+/// Prints the events topic's records: an aggregate's, a range's, or all, partition by partition.
 expected<void> run_events(source& s, const events_options& o, std::ostream& out);
 
 /// `snapshots`: the records of a snapshot topic.
@@ -49,6 +50,7 @@ struct snapshots_options {
   std::optional<std::int32_t> partition; ///< only this partition
   bool all = false;            ///< every record, not only the latest per key
 };
+/// Prints the snapshot topic's records: the latest per key (a tombstone drops its key) or all.
 expected<void> run_snapshots(source& s, const snapshots_options& o, std::ostream& out);
 
 /// `state`: what the runtime would replay to rebuild an aggregate as of a point.
@@ -58,6 +60,9 @@ struct state_options {
   std::optional<std::int64_t> at_seq;  ///< up to this event
   std::optional<std::string> at_time;  ///< or up to the last event at or before this time
 };
+/// Prints a summary line, the nearest snapshot at or before the point, and the records after it
+/// up to the point. An absurd point (seq below 1 or beyond the last, a bad time) is
+/// invalid_argument.
 expected<void> run_state(source& s, const state_options& o, std::ostream& out);
 
 /// `partition`: per partition, offsets, stored mark, lag and last writer.
@@ -65,6 +70,7 @@ struct partition_options {
   topic_choice t;                        ///< the events topic (the snapshot topic beside it)
   std::optional<std::int32_t> partition; ///< only this partition
 };
+/// Prints one line per partition: low and end offsets, the stored mark, lag and last writer.
 expected<void> run_partition(source& s, const partition_options& o, std::ostream& out);
 
 /// `dlq`: the records of a dead-letter topic.
@@ -72,6 +78,7 @@ struct dlq_options {
   topic_choice t;      ///< the dead-letter topic
   range_choice range;  ///< only these partitions and offsets
 };
+/// Prints the dead-letter topic's letters, each with its original record decoded.
 expected<void> run_dlq(source& s, const dlq_options& o, std::ostream& out);
 
 } // namespace cafes::inspect
