@@ -14,6 +14,13 @@ foreach(private cafes/actors/messages.hpp cafes/actors/host.hpp)
     message(FATAL_ERROR "the internal header ${private} was installed")
   endif()
 endforeach()
+# cafes-inspect comes with the package (when the build has the tools) and runs from it.
+if(EXISTS ${BUILD_DIR}/tools/inspect/cafes-inspect)
+  execute_process(COMMAND ${WORK_DIR}/prefix/bin/cafes-inspect events --help RESULT_VARIABLE rc OUTPUT_VARIABLE out)
+  if(rc OR NOT out MATCHES "Exit codes:")
+    message(FATAL_ERROR "the installed cafes-inspect does not run: ${rc}")
+  endif()
+endif()
 execute_process(COMMAND ${CMAKE_COMMAND} -S ${SOURCE_DIR} -B ${WORK_DIR}/build -G Ninja
                         -DCMAKE_PREFIX_PATH=${WORK_DIR}/prefix RESULT_VARIABLE rc)
 if(rc)

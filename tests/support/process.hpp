@@ -117,4 +117,80 @@ class child {
   std::string buf_;
 };
 
+/// What a program run to its end printed, and how it ended.
+struct run_result {
+  int exit_code = -1;      ///< its exit code; -1 if a signal ended it or it was killed
+  std::string out;         ///< all it wrote to stdout
+  std::string err;         ///< all it wrote to stderr
+  bool timed_out = false;  ///< it was killed at the deadline
+  std::chrono::milliseconds took{0}; ///< from start to end
+};
+
+/// Runs `argv` to its end, collecting stdout and stderr; kills it after `timeout`.
+inline run_result run(const std::vector<std::string>& argv, std::chrono::milliseconds timeout) {
+  const auto start = std::chrono::steady_clock::now();
+  int out[2], err[2];
+  if (pipe(out) != 0 || pipe(err) != 0)
+    throw std::runtime_error("pipe failed");
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+  posix_spawn_file_actions_adddup2(&fa, err[1], 2);
+  posix_spawn_file_actions_addclose(&fa, out[0]);
+  posix_spawn_file_actions_addclose(&fa, err[0]);
+  std::vector<char*> args;
+  for (auto& a : argv)
+    args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  pid_t pid = -1;
+  const int spawned = posix_spawn(&pid, args[0], &fa, nullptr, args.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  close(out[1]);
+  close(err[1]);
+  if (spawned != 0) {
+    close(out[0]);
+    close(err[0]);
+    throw std::runtime_error("cannot start " + argv[0]);
+  }
+  register_child(pid, true);
+  run_result res;
+  const auto deadline = start + timeout;
+  pollfd fds[2] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}};
+  std::string* into[2] = {&res.out, &res.err};
+  int open_fds = 2;
+  while (open_fds > 0) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      res.timed_out = true;
+      ::kill(pid, SIGKILL);
+      break;
+    }
+    if (poll(fds, 2, static_cast<int>(left.count())) < 0)
+      break;
+    for (int i = 0; i < 2; ++i) {
+      if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR)))
+        continue;
+      char tmp[4096];
+      const auto n = read(fds[i].fd, tmp, sizeof tmp);
+      if (n > 0) {
+        into[i]->append(tmp, static_cast<std::size_t>(n));
+      } else {
+        close(fds[i].fd);
+        fds[i].fd = -1;
+        --open_fds;
+      }
+    }
+  }
+  for (auto& f : fds)
+    if (f.fd >= 0)
+      close(f.fd);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  register_child(pid, false);
+  if (WIFEXITED(status))
+    res.exit_code = WEXITSTATUS(status);
+  res.took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
+  return res;
+}
+
 } // namespace cafes::test
