@@ -2,6 +2,8 @@
 // benchmarks, each beside its baseline (raw librdkafka, or local commands) measured in the same run.
 #include <fstream>
 #include <future>
+#include <map>
+#include <mutex>
 #include <random>
 #include <set>
 #include <thread>
@@ -11,6 +13,7 @@
 #include <spdlog/spdlog.h>
 
 #include "bench_model.hpp"
+#include "cafes/actors/projection.hpp"
 #include "cafes/persistence/kafka_journal.hpp"
 #include "cafes/persistence/partitioner.hpp"
 #include "cafes/persistence/snapshot_store.hpp"
@@ -612,13 +615,211 @@ void startup(const options& o) {
 
 } // namespace
 
+// 9. Projections (the read side): how fast a projection reads a journal beside a raw group
+// consumer of the same topic in the same run, from start (group join included) to caught up.
+// Then a poison event in every 100 (dead letters), and the lag while events keep arriving.
+namespace proj {
+
+/// A store that keeps nothing but its positions (the cost of the projection alone).
+struct null_store final : cafes::projection_store {
+  std::mutex mtx;
+  std::map<std::pair<std::string, std::int32_t>, std::int64_t> pos;
+  std::uint64_t handled = 0;
+  cafes::expected<std::optional<cafes::offset>> position(const std::string& t, cafes::partition_id p) override {
+    std::lock_guard g{mtx};
+    auto i = pos.find({t, p.value()});
+    return i == pos.end() ? std::optional<cafes::offset>{} : std::optional<cafes::offset>{cafes::offset{i->second}};
+  }
+  cafes::expected<void> begin() override { return {}; }
+  cafes::expected<void> handle(const cafes::projected_event& e) override {
+    handled += e.get<bumped>() != nullptr;
+    return {};
+  }
+  cafes::expected<void> commit(const std::vector<cafes::position_advance>& adv) override {
+    std::lock_guard g{mtx};
+    for (auto& a : adv)
+      pos[{a.topic, a.partition.value()}] = a.to.value();
+    return {};
+  }
+  void rollback() override {}
+  cafes::expected<void> clear() override { return {}; }
+};
+
+/// Writes `n` counter events over `partitions` partitions; every `poison`-th (0: none) has an
+/// unregistered type.
+void write(const std::string& bootstrap, const std::string& topic, std::int32_t partitions, int n, int poison) {
+  auto conf = raw_conf(bootstrap, {{"enable.idempotence", "true"}, {"linger.ms", "20"}});
+  std::string err;
+  std::unique_ptr<RdKafka::Producer> p{RdKafka::Producer::create(conf.get(), err)};
+  const std::string value = "\x81\xa4" "data\xd9\x5a" + payload();
+  for (int i = 0; i < n; ++i) {
+    auto r = make_record(topic, partitions, "agg-" + std::to_string(i % 1000), 1 + static_cast<std::uint64_t>(i / 1000), value);
+    if (poison > 0 && i % poison == poison - 1)
+      for (auto& h : r.headers)
+        if (h.key == cafes::hdr::type)
+          h.value = "bench.unheard_of";
+    while (produce_record(*p, r, nullptr) == RdKafka::ERR__QUEUE_FULL)
+      p->poll(10);
+    p->poll(0);
+  }
+  p->flush(120'000);
+}
+
+/// A raw group consumer (subscribe, read committed) from start to `n` records; with `decode`,
+/// it also decodes each envelope and event as a projection does.
+double raw_group(const std::string& bootstrap, const std::string& topic, const std::string& group, int n,
+                 bool decode = false) {
+  static auto ops = cafes::make_ops<counter>();
+  auto conf = raw_conf(bootstrap, {{"group.id", group}, {"auto.offset.reset", "earliest"},
+                                   {"enable.auto.commit", "false"}, {"isolation.level", "read_committed"},
+                                   {"partition.assignment.strategy", "cooperative-sticky"}});
+  std::string err;
+  auto t0 = clock_type::now();
+  std::unique_ptr<RdKafka::KafkaConsumer> c{RdKafka::KafkaConsumer::create(conf.get(), err)};
+  c->subscribe({topic});
+  int got = 0;
+  while (got < n) {
+    std::unique_ptr<RdKafka::Message> m{c->consume(1000)};
+    if (m->err() != RdKafka::ERR_NO_ERROR)
+      continue;
+    ++got;
+    if (decode) {
+      cafes::record r;
+      r.topic = topic;
+      r.partition = cafes::partition_id{m->partition()};
+      r.off = cafes::offset{m->offset()};
+      r.key = *m->key();
+      r.value = std::string{static_cast<const char*>(m->payload()), m->len()};
+      if (auto* hs = m->headers())
+        for (auto& h : hs->get_all())
+          r.headers.push_back({h.key(), std::string{static_cast<const char*>(h.value()), h.value_size()}});
+      auto e = cafes::decode_event(r).value();
+      if (!ops->decode_event(e))
+        throw std::runtime_error("an event does not decode");
+    }
+  }
+  auto secs = std::chrono::duration<double>(clock_type::now() - t0).count();
+  c->close();
+  return secs;
+}
+
+cafes::kafka_config kafka_of(const std::string& bootstrap) {
+  cafes::kafka_config kc;
+  kc.bootstrap = bootstrap;
+  return kc;
+}
+
+cafes::projection_options options_of(const std::string& ns, const std::string& name) {
+  cafes::projection_options po;
+  po.name = ns + "." + name;
+  po.sources.push_back(cafes::source_of<counter>(ns));
+  return po;
+}
+
+} // namespace proj
+
+void projection(const options& o) {
+  using namespace proj;
+  const int events = o.smoke ? 5'000 : 200'000;
+  const std::int32_t partitions = 4;
+  auto ns = unique_ns("projection");
+  auto kc = kafka_of(o.bootstrap);
+  cafes::ensure_topics(kc, cafes::aggregate_topics(ns, "counter", partitions, 1)).value();
+  cafes::ensure_topics(kc, {cafes::state_topic_spec(ns, "counter", partitions, 1)}).value();
+  auto names = cafes::topic_names::of(ns, "counter");
+  write(o.bootstrap, names.events, partitions, events, 0);
+  nlohmann::json params{{"events", events}, {"partitions", partitions}};
+  std::vector<double> raw, raw_decoding, store, eos, state;
+  const int runs = o.smoke ? 1 : 3;
+  auto timed = [&](auto start) {
+    auto t0 = clock_type::now();
+    auto p = start();
+    p->wait_caught_up(std::chrono::minutes{10}).value();
+    return std::chrono::duration<double>(clock_type::now() - t0).count();
+  };
+  for (int r = 0; r < runs; ++r) {
+    auto tag = std::to_string(r);
+    raw.push_back(raw_group(o.bootstrap, names.events, ns + ".raw" + tag, events));
+    raw_decoding.push_back(raw_group(o.bootstrap, names.events, ns + ".rawdec" + tag, events, true));
+    store.push_back(timed([&] {
+      return cafes::projection::into_store(kc, options_of(ns, "store" + tag), std::make_shared<null_store>()).value();
+    }));
+    eos.push_back(timed([&] {
+      return cafes::projection::exactly_once(kc, options_of(ns, "eos" + tag),
+                                             [](const cafes::projected_event&, cafes::projection_output&)
+                                               -> cafes::expected<void> { return {}; })
+        .value();
+    }));
+    state.push_back(timed([&] { return cafes::start_state_topic<counter>(kc, ns, options_of(ns, "state" + tag)).value(); }));
+  }
+  const double base = static_cast<double>(events) / quantile(raw, 0.5);
+  report("projection", "raw group consumer", base, "events/s", 0, params);
+  report("projection", "raw consumer, decoding", static_cast<double>(events) / quantile(raw_decoding, 0.5), "events/s",
+         base, params);
+  report("projection", "into a store", static_cast<double>(events) / quantile(store, 0.5), "events/s", base, params);
+  report("projection", "exactly once, no output", static_cast<double>(events) / quantile(eos, 0.5), "events/s", base,
+         params);
+  report("projection", "state topic", static_cast<double>(events) / quantile(state, 0.5), "events/s", base, params);
+
+  // Dead letters: one poison event in every 100, into a store.
+  {
+    auto dns = unique_ns("projection-dlq");
+    cafes::ensure_topics(kc, cafes::aggregate_topics(dns, "counter", partitions, 1)).value();
+    write(o.bootstrap, cafes::topic_names::of(dns, "counter").events, partitions, events, 100);
+    std::shared_ptr<cafes::projection> keep;
+    auto secs = timed([&] {
+      auto p = cafes::projection::into_store(kc, options_of(dns, "store"), std::make_shared<null_store>()).value();
+      keep = std::shared_ptr<cafes::projection>(p.release());
+      return std::shared_ptr<cafes::projection>(keep);
+    });
+    auto st = keep->stats();
+    nlohmann::json dp{{"events", events}, {"poison_every", 100}};
+    report("projection", "into a store, 1% poison", static_cast<double>(events) / secs, "events/s", base, dp);
+    report("projection", "dead letters", static_cast<double>(st.dead_letters), "letters", 0, dp);
+  }
+
+  // Lag while events keep arriving: a writer at full speed, the store projection beside it.
+  {
+    auto lns = unique_ns("projection-lag");
+    cafes::ensure_topics(kc, cafes::aggregate_topics(lns, "counter", partitions, 1)).value();
+    auto topic = cafes::topic_names::of(lns, "counter").events;
+    auto p = cafes::projection::into_store(kc, options_of(lns, "store"), std::make_shared<null_store>()).value();
+    p->wait_caught_up(std::chrono::minutes{1}).value(); // joined, nothing to read yet
+    std::atomic<bool> writing{true};
+    std::vector<double> lags;
+    std::thread sampler{[&] {
+      while (writing) {
+        std::int64_t lag = 0;
+        for (auto& l : p->lag())
+          lag += l.lag();
+        lags.push_back(static_cast<double>(lag));
+        std::this_thread::sleep_for(std::chrono::milliseconds{50});
+      }
+    }};
+    auto t0 = clock_type::now();
+    write(o.bootstrap, topic, partitions, events, 0);
+    auto wrote = std::chrono::duration<double>(clock_type::now() - t0).count();
+    writing = false;
+    sampler.join();
+    auto t1 = clock_type::now();
+    p->wait_caught_up(std::chrono::minutes{10}).value();
+    auto drain = std::chrono::duration<double>(clock_type::now() - t1).count();
+    nlohmann::json lp{{"events", events}, {"write_rate", static_cast<double>(events) / wrote}};
+    auto lag_med = quantile(lags, 0.5);
+    auto lag_max = quantile(lags, 1.0);
+    report("projection", "lag while writing, median", lag_med, "events", 0, lp);
+    report("projection", "lag while writing, max", lag_max, "events", 0, lp);
+    report("projection", "drain after the writer", drain * 1000, "ms", 0, lp);
+  }
+}
+
 int main(int argc, char** argv) {
   CLI::App app{"cafes benchmarks: every figure beside its baseline from the same run"};
   options o;
   std::string only = "all";
   app.add_option("--bootstrap", o.bootstrap, "the real broker (every benchmark but startup)");
-  app.add_option("--only", only, "persist, recovery, memory, hot, embedded, handoff, routed, startup or all")
-    ->check(CLI::IsMember({"all", "persist", "recovery", "memory", "hot", "embedded", "handoff", "routed", "startup"}));
+  app.add_option("--only", only, "persist, recovery, memory, hot, embedded, handoff, routed, projection, startup or all")
+    ->check(CLI::IsMember({"all", "persist", "recovery", "memory", "hot", "embedded", "handoff", "routed", "projection", "startup"}));
   app.add_flag("--verbose", o.verbose, "startup: print each run");
   app.add_option("--runs", o.runs, "startup: nodes started one after another (medians)")->check(CLI::Range(1, 1000));
   app.add_flag("--smoke", o.smoke, "seconds-long run of every benchmark (CI)");
@@ -659,6 +860,8 @@ int main(int argc, char** argv) {
       handoff(o);
     if (only == "all" || only == "routed")
       routed(o);
+    if (only == "all" || only == "projection")
+      projection(o);
     if (only == "all" || only == "startup")
       startup(o);
   } catch (const std::exception& e) {

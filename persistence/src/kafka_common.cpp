@@ -497,6 +497,22 @@ expected<raw_chunk> partition_reader::read(const std::string& topic, partition_i
   return out;
 }
 
+expected<std::int64_t> high_watermark_until(RdKafka::Handle& h, const std::string& topic, std::int32_t p,
+                                            std::chrono::steady_clock::time_point deadline, const std::string& what) {
+  for (;;) {
+    std::int64_t low = 0, high = 0;
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    auto code = h.query_watermark_offsets(topic, p, &low, &high, static_cast<int>(std::max<long>(left.count(), 1)));
+    if (code == RdKafka::ERR_NO_ERROR)
+      return high;
+    const bool gone = code == RdKafka::ERR_UNKNOWN_TOPIC_OR_PART || code == RdKafka::ERR__UNKNOWN_TOPIC ||
+                      code == RdKafka::ERR__UNKNOWN_PARTITION;
+    if (gone || std::chrono::steady_clock::now() + std::chrono::milliseconds{50} >= deadline)
+      return from_kafka(code, what + ": cannot read the end of " + topic + "/" + std::to_string(p));
+    std::this_thread::sleep_for(std::chrono::milliseconds{50}); // a transient error: a leader moving
+  }
+}
+
 record_view view_of(const rd_kafka_message_t* m, std::string_view topic) {
   record_view v;
   v.topic = topic;

@@ -101,6 +101,11 @@ class async_producer {
   std::thread poller_;
 };
 
+/// Returns the high watermark of topic/p, asking again after a transient error (a leader
+/// moving, a topic just created) until `deadline`; `what` names the asker in the error.
+expected<std::int64_t> high_watermark_until(RdKafka::Handle& h, const std::string& topic, std::int32_t p,
+                                            std::chrono::steady_clock::time_point deadline, const std::string& what);
+
 /// Where a partition read stopped.
 struct read_position {
   offset next{0};

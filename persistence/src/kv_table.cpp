@@ -136,13 +136,10 @@ expected<void> kv_table::sync(std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   std::map<std::int32_t, std::int64_t> target;
   for (std::int32_t p = 0; p < d.partitions; ++p) {
-    std::int64_t low = 0, high = 0;
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    if (auto code = d.consumer->query_watermark_offsets(d.topic, p, &low, &high,
-                                                        static_cast<int>(std::max<long>(left.count(), 1)));
-        code != RdKafka::ERR_NO_ERROR)
-      return detail::from_kafka(code, "cannot read the end of table " + d.topic);
-    target[p] = high;
+    auto high = detail::high_watermark_until(*d.consumer, d.topic, p, deadline, "table " + d.topic);
+    if (!high)
+      return std::move(high).error();
+    target[p] = *high;
   }
   std::unique_lock g{d.mtx};
   auto done = [&] {

@@ -422,29 +422,46 @@ struct projection::impl final : RdKafka::RebalanceCb {
     return {};
   }
 
-  /// Produces a dead letter through the store flavour's idempotent producer and waits for
-  /// it, retrying until it is acknowledged (a letter must be durable before the position
-  /// moves past its record).
-  void produce_durably(record r) {
-    for (int attempt = 1; !stop.load(); ++attempt) {
-      auto ok = place(r);
-      if (ok) {
+  /// Produces dead letters through the store flavour's idempotent producer and waits until
+  /// every one is acknowledged, retrying the others (a letter must be durable before the
+  /// position moves past its record).
+  void produce_durably(std::vector<record> letters) {
+    for (int attempt = 1; !letters.empty() && !stop.load(); ++attempt) {
+      std::vector<std::pair<record*, std::future<RdKafka::ErrorCode>>> sent;
+      std::optional<error> err;
+      for (auto& r : letters) {
+        if (auto ok = place(r); !ok) {
+          err = std::move(ok).error();
+          continue;
+        }
         auto* done = new std::promise<RdKafka::ErrorCode>;
         auto f = done->get_future();
         if (auto code = detail::produce(*producer, r, done); code != RdKafka::ERR_NO_ERROR) {
           delete done;
-          ok = detail::from_kafka(code, "cannot write a dead letter to " + r.topic);
-        } else {
-          producer->flush(static_cast<int>(cfg.delivery_timeout.count()) + 1000);
-          if (f.wait_for(std::chrono::seconds{1}) != std::future_status::ready)
-            ok = error{errc::timeout, "a dead letter to " + r.topic + " was not acknowledged in time"};
-          else if (auto got = f.get(); got != RdKafka::ERR_NO_ERROR)
-            ok = detail::from_kafka(got, "cannot write a dead letter to " + r.topic);
+          err = detail::from_kafka(code, "cannot write a dead letter to " + r.topic);
+          continue;
         }
+        sent.emplace_back(&r, std::move(f));
       }
-      if (ok)
+      producer->flush(static_cast<int>(cfg.delivery_timeout.count()) + 1000);
+      std::vector<record> again;
+      for (auto& [r, f] : sent) {
+        if (f.wait_for(std::chrono::seconds{1}) != std::future_status::ready)
+          err = error{errc::timeout, "a dead letter to " + r->topic + " was not acknowledged in time"};
+        else if (auto got = f.get(); got == RdKafka::ERR_NO_ERROR)
+          continue;
+        else
+          err = detail::from_kafka(got, "cannot write a dead letter to " + r->topic);
+        again.push_back(std::move(*r));
+      }
+      if (!err)
         return;
-      persistence_log().warn("projection {}: {} (attempt {})", opts.name, ok.error().to_string(), attempt);
+      // Those never sent are retried too.
+      for (auto& r : letters)
+        if (std::none_of(sent.begin(), sent.end(), [&](auto& s) { return s.first == &r; }))
+          again.push_back(std::move(r));
+      letters = std::move(again);
+      persistence_log().warn("projection {}: {} (attempt {})", opts.name, err->to_string(), attempt);
       pause(backoff(attempt));
     }
   }
@@ -561,13 +578,18 @@ struct projection::impl final : RdKafka::RebalanceCb {
     while (first < last && !stop.load()) {
       std::optional<error> handler_err, commit_err;
       // Undecodable records first go to the dead-letter topic (before any position passes them).
+      std::vector<record> letters;
       for (auto i = first; i < last; ++i)
         if (b[i].kind == item::undecodable && b[i].err) {
-          produce_durably(dead_letter_of(b[i], *b[i].err, 0));
+          letters.push_back(dead_letter_of(b[i], *b[i].err, 0));
           b[i].err.reset();
-          std::lock_guard g{mtx};
-          ++st.dead_letters;
         }
+      if (!letters.empty()) {
+        const auto n = letters.size();
+        produce_durably(std::move(letters));
+        std::lock_guard g{mtx};
+        st.dead_letters += n;
+      }
       auto at = try_unit(b, first, last, handler_err, commit_err);
       if (commit_err) {
         if (commit_err->code == errc::fenced) {
@@ -619,7 +641,7 @@ struct projection::impl final : RdKafka::RebalanceCb {
       if (h)
         last_err = std::move(*h);
     }
-    produce_durably(dead_letter_of(b[i], last_err, static_cast<std::uint32_t>(opts.max_attempts)));
+    produce_durably({dead_letter_of(b[i], last_err, static_cast<std::uint32_t>(opts.max_attempts))});
     {
       std::lock_guard g{mtx};
       ++st.dead_letters;
@@ -1035,13 +1057,10 @@ expected<void> projection::wait_caught_up(std::chrono::milliseconds timeout) con
       target[k] = 0;
   }
   for (auto& [k, t] : target) {
-    std::int64_t low = 0, high = 0;
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    if (auto code = d.consumer->query_watermark_offsets(k.first, k.second, &low, &high,
-                                                        static_cast<int>(std::max<long>(left.count(), 1)));
-        code != RdKafka::ERR_NO_ERROR)
-      return detail::from_kafka(code, "projection '" + d.opts.name + "': cannot read the end of " + k.first);
-    t = high;
+    auto high = detail::high_watermark_until(*d.consumer, k.first, k.second, deadline, "projection '" + d.opts.name + "'");
+    if (!high)
+      return std::move(high).error();
+    t = *high;
   }
   std::unique_lock g{d.mtx};
   auto done = [&] {

@@ -47,11 +47,11 @@ using event_decoder = std::function<expected<std::any>(const event_envelope&)>;
 /// One topic a projection reads, with the decoder of its events.
 struct projection_source {
   /// The events topic, `<ns>.<aggregate>.events`.
-  std::string topic;
+  std::string topic{};
   /// The decoder of its events; empty: projected_event::value stays empty.
-  event_decoder decode;
+  event_decoder decode{};
   /// Where its dead letters go; empty: the topic's name with ".events" replaced by ".dlq".
-  std::string dlq_topic;
+  std::string dlq_topic{};
 };
 
 /// How far a projection has read one partition.
@@ -161,18 +161,20 @@ struct redrive_report {
 struct projection_options {
   /// The projection's name: its consumer group is `<name>`, and it names the projection in
   /// dead letters and logs. Instances with the same name share the partitions.
-  std::string name;
+  std::string name{};
   /// This instance's name, unique among the projection's instances (the exactly-once
   /// flavour's transactional.id is `<name>.<instance>`, so a restarted instance fences its
   /// old self).
   std::string instance = "1";
   /// The topics to read. Each one, and its dead-letter topic, must exist (topic_missing).
-  std::vector<projection_source> sources;
+  std::vector<projection_source> sources{};
   /// The topics the transform writes (exactly_once): checked at start (topic_missing), and
   /// their leaders learnt before the first batch.
-  std::vector<std::string> outputs;
-  /// Bound on one batch (one store or Kafka transaction).
-  std::size_t max_batch = 500;
+  std::vector<std::string> outputs{};
+  /// Bound on one batch (one store or Kafka transaction). A batch is what the consumer has
+  /// fetched, up to this bound: large batches amortize a transaction's commit (a Kafka one
+  /// costs several round trips), small ones bound the work an abort repeats.
+  std::size_t max_batch = 5'000;
   /// Attempts of the handler on one event before it is dead-lettered.
   int max_attempts = 5;
   /// The backoff after the first failed attempt; it doubles up to max_backoff.
