@@ -95,6 +95,8 @@ int main(int argc, char** argv) {
   transfer_cmd->add_option("--to", req.to, "credited account")->required();
   transfer_cmd->add_option("--amount", req.amount, "amount")->required();
   transfer_cmd->add_option("--id", req.id, "transfer id (default: generated)");
+  add_client("redrive", "re-drive the node's dead letters through its projections (once their cause is fixed)");
+  add_client("rebuild", "rebuild the node's read side from the first event (its share of the partitions)");
   auto* balance_cmd = add_client("balance", "print an account's balance");
   balance_cmd->add_option("--id", req.id, "account id")->required();
 

@@ -435,6 +435,24 @@ nlohmann::json read_side::status() const {
   return out;
 }
 
+expected<nlohmann::json> read_side::redrive(std::chrono::milliseconds timeout) {
+  auto out = nlohmann::json::object();
+  for (auto& [what, p] : impl_->projections) {
+    auto r = p->redrive(timeout);
+    if (!r)
+      return error{r.error().code, what + ": " + r.error().message};
+    out[what] = {{"letters", r->letters}, {"redriven", r->redriven}, {"failed_again", r->failed_again}};
+  }
+  return out;
+}
+
+expected<void> read_side::reset(std::chrono::milliseconds timeout) {
+  for (auto& [what, p] : impl_->projections)
+    if (auto ok = p->reset(timeout); !ok)
+      return error{ok.error().code, what + ": " + ok.error().message};
+  return {};
+}
+
 expected<nlohmann::json> read_side::report(int recent) const {
   if (!impl_->store)
     return error{errc::invalid_argument, "this node keeps no read model (start it with --read-model FILE)"};

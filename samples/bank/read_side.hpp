@@ -50,6 +50,11 @@ class read_side {
   cafes::expected<void> wait_caught_up(std::chrono::milliseconds timeout);
   /// The projections' counters and lag, as JSON.
   nlohmann::json status() const;
+  /// Re-drives every projection's dead letters (projection::redrive); per projection, the
+  /// letters read, re-driven and failed again.
+  cafes::expected<nlohmann::json> redrive(std::chrono::milliseconds timeout);
+  /// Rebuilds every projection from the first event of its partitions (projection::reset).
+  cafes::expected<void> reset(std::chrono::milliseconds timeout);
   /// The report of the SQLite read model (invalid_argument without one).
   cafes::expected<nlohmann::json> report(int recent = 20) const;
 

@@ -243,6 +243,24 @@ struct http_interface::impl {
       answer(res, nlohmann::json{{"ready", ready}, {"durable", node.durable()}});
     });
     svr.Get("/stats", [this](const httplib::Request&, httplib::Response& res) { stats(res); });
+    // Dead letters re-driven once their cause is fixed, and the read side rebuilt from the start.
+    svr.Post("/read-side/redrive", [this](const httplib::Request&, httplib::Response& res) {
+      auto* r = reads.load();
+      if (!r)
+        return answer(res, cafes::error{cafes::errc::invalid_argument, "this node runs no read side"});
+      auto rep = r->redrive(std::chrono::minutes{5});
+      if (!rep)
+        return answer(res, rep.error());
+      answer(res, nlohmann::json{{"redrive", *rep}});
+    });
+    svr.Post("/read-side/reset", [this](const httplib::Request&, httplib::Response& res) {
+      auto* r = reads.load();
+      if (!r)
+        return answer(res, cafes::error{cafes::errc::invalid_argument, "this node runs no read side"});
+      if (auto ok = r->reset(std::chrono::minutes{1}); !ok)
+        return answer(res, ok.error());
+      answer(res, nlohmann::json{{"reset", true}});
+    });
     // The SQLite read model: balances and the most recent transfers (?recent=N, 1 to 1000).
     svr.Get("/report", [this](const httplib::Request& req, httplib::Response& res) {
       auto* r = reads.load();
@@ -486,6 +504,8 @@ int run_client(const client_request& r) {
     path = "/transfers";
     auto id = r.id.empty() ? "tx-" + std::to_string(std::chrono::system_clock::now().time_since_epoch().count()) : r.id;
     p = {{"from", r.from}, {"to", r.to}, {"amount", std::to_string(r.amount)}, {"id", id}};
+  } else if (r.command == "redrive" || r.command == "rebuild") {
+    path = r.command == "redrive" ? "/read-side/redrive" : "/read-side/reset";
   } else {
     path = "/accounts/balance";
     p = {{"id", r.id}};
