@@ -92,6 +92,46 @@ TEST_CASE("two instances of a projection into one store share its partitions and
   CHECK(store->balances["acc-0"] == (1 + 2 + 3 + 4) + (1 + 2 + 3) + (1 + 2));
 }
 
+TEST_CASE("a zombie instance's batch is refused by the store once another instance moved its partitions on",
+          "[projection][embedded]") {
+  auto cfg = embedded_config();
+  auto t = provision(cfg, "proj-zombie", 2);
+  auto ns = ns_of(t);
+  auto j = make_kafka_journal(cfg, t.names.events, t.partitions).value();
+  REQUIRE(j->append_sync(bank_events(4, 3)));
+  auto store = std::make_shared<memory_store>();
+  std::promise<void> release;
+  auto released = release.get_future().share();
+  std::atomic<bool> first{true};
+  std::atomic<bool> stuck{false};
+  store->fail = [&](const projected_event&) -> expected<void> {
+    if (first.exchange(false)) { // the zombie's first event: it hangs past its poll interval
+      stuck = true;
+      released.wait();
+    }
+    return {};
+  };
+  auto start = [&](std::string instance) {
+    auto o = options(ns, "zombie");
+    o.instance = std::move(instance);
+    o.session_timeout = std::chrono::milliseconds{3'000};
+    auto pc = cfg;
+    pc.extra["max.poll.interval.ms"] = "3000"; // an instance stuck this long leaves the group
+    return projection::into_store(pc, o, store).value();
+  };
+  auto a = start("a");
+  REQUIRE(eventually([&] { return stuck.load(); }, caught_up));
+  auto b = start("b"); // takes every partition once `a` left the group
+  REQUIRE(eventually([&] { return b->lag().size() == static_cast<std::size_t>(t.partitions); }, caught_up));
+  REQUIRE(b->wait_caught_up(scaled(caught_up)));
+  CHECK(store->once() == std::pair<bool, std::size_t>{true, 16});
+  release.set_value(); // the zombie's batch now commits against positions that moved on
+  REQUIRE(eventually([&] { return a->stats().aborted + a->stats().batches > 0; }, caught_up));
+  CHECK(store->once() == std::pair<bool, std::size_t>{true, 16});
+  CHECK(a->stats().aborted > 0);
+  CHECK(store->balances["acc-1"] == 6);
+}
+
 TEST_CASE("a failing handler is retried, then dead-lettered, and re-driven once fixed", "[projection][embedded]") {
   auto cfg = embedded_config();
   auto t = provision(cfg, "proj-retry");
