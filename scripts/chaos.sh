@@ -25,7 +25,10 @@
 # resumes pending transfers), answers every balance, stops, and the journal is read with a
 # plain librdkafka consumer and checked: each acknowledged operation is in it exactly once,
 # no rejected one is, an unknown one at most once; the answered balances equal the journal's
-# fold; money is conserved; no transfer is pending; seqs have no gaps.
+# fold; money is conserved; no transfer is pending; seqs have no gaps. The read side (the
+# projections every bank node runs) has caught up and equals the journal: the account state
+# topic holds each account's balance and owner, the enriched transfers topic one record per
+# started transfer with both owners.
 #
 # Exit status: 0 if every check holds, 1 on a violation, 2 if the run could not be set up.
 # Environment: CAFES_BUILD_DIR, CAFES_KAFKA_LIBS, CAFES_TIMEOUT_SCALE (scales every wait).
@@ -305,6 +308,10 @@ for ((i = 0; i < nodes; i++)); do
 done
 "$driver" balances "${port_args[@]}" --accounts "$accounts" --grace "$(scaled 60)" --out "$run/balances.json" \
   >>"$run/driver.out" 2>&1 || violation "the nodes did not answer every balance after the clean restart"
+# The read side (the account state topic, the enriched transfers) catches up; the verifier
+# checks it against the journal.
+"$driver" read-side "${port_args[@]}" --partitions 4 --grace "$(scaled 120)" >>"$run/driver.out" 2>&1 ||
+  violation "the read side did not catch up after the clean restart"
 for ((i = 0; i < nodes; i++)); do stop_node "$i" TERM || violation "node $i did not stop on SIGTERM"; done
 
 faults_json=$(printf '"%s":%s,' node_kill "${injected[node_kill]}" broker_kill "${injected[broker_kill]}" \
@@ -316,5 +323,5 @@ printf '{"seed":%s,"mode":"%s","minutes":%s,"nodes":%s,"faults":{%s},"violations
 result=0
 printed=1
 "$verifier" --bootstrap "$bootstrap" --namespace "$ns" --mode "$mode" --log "$run/ops.jsonl" \
-  --balances "$run/balances.json" --report "$run/report.json" --timeout "$(scaled 60)" || result=$?
+  --balances "$run/balances.json" --report "$run/report.json" --timeout "$(scaled 60)" --read-side || result=$?
 exit "$result"

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <map>
 #include <mutex>
 #include <random>
 #include <string>
@@ -218,6 +219,42 @@ int balances(const options& o) {
   return 0;
 }
 
+/// Waits until the read side of the nodes has caught up: for each projection, the nodes
+/// together hold `partitions` partitions with no lag, twice in a row half a second apart
+/// (nothing is written any more). Returns 0, or 2 when the grace passed.
+int read_side(const options& o, int partitions) {
+  const auto deadline = clock_type::now() + std::chrono::milliseconds{static_cast<long>(o.grace * 1000)};
+  std::string last;
+  int settled = 0;
+  while (clock_type::now() < deadline) {
+    std::map<std::string, std::pair<int, std::int64_t>> held; // projection -> (partitions, lag)
+    bool answered = true;
+    for (int port : o.ports) {
+      httplib::Client cli{o.host, port};
+      cli.set_read_timeout(std::chrono::seconds{10});
+      auto a = call(cli, "/stats", {}, false);
+      if (a.status != 200 || !a.body.contains("read_side")) {
+        answered = false;
+        break;
+      }
+      for (auto& [name, p] : a.body["read_side"].items()) {
+        held[name].first += static_cast<int>(p["partitions"].size());
+        held[name].second += p["lag"].get<std::int64_t>();
+      }
+    }
+    bool done = answered && !held.empty();
+    for (auto& [name, h] : held)
+      done = done && h.first == partitions && h.second == 0;
+    last = json(held).dump();
+    settled = done ? settled + 1 : 0;
+    if (settled == 2)
+      return 0;
+    std::this_thread::sleep_for(std::chrono::milliseconds{500});
+  }
+  std::fprintf(stderr, "chaos driver: the read side did not catch up: %s\n", last.c_str());
+  return 2;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -240,6 +277,12 @@ int main(int argc, char** argv) {
   auto* bal_cmd = app.add_subcommand("balances", "write every account's balance as one JSON object");
   common(bal_cmd);
   bal_cmd->add_option("--out", o.out, "output file")->required();
+  int partitions = 4;
+  auto* read_cmd = app.add_subcommand("read-side", "wait until the nodes' projections have read everything");
+  common(read_cmd);
+  read_cmd->add_option("--partitions", partitions, "partitions of each projection's source")->check(CLI::Range(1, 1000));
   CLI11_PARSE(app, argc, argv);
+  if (read_cmd->parsed())
+    return read_side(o, partitions);
   return run_cmd->parsed() ? run(o) : balances(o);
 }

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -23,6 +24,7 @@ using nlohmann::json;
 
 struct options {
   std::string bootstrap, ns, mode = "idempotent", log, balances, report;
+  bool read_side = false; // check the account state topic and the enriched transfers
   double timeout = 60; // seconds to read each topic to its end
 };
 
@@ -35,6 +37,7 @@ struct event {
   std::string ref, from, to;
   std::string transfer; // account.leg_applied, account.leg_refused, account.legs_settled
   int leg = -1;         // account.leg_applied: 0 debit, 1 credit, 2 refund
+  std::string owner;    // account.opened
 };
 
 class checker {
@@ -97,6 +100,8 @@ std::optional<event> decode(const rd_kafka_message_t* m, checker& c) {
         e.transfer = kv.val.as<std::string>();
       else if (key == "leg")
         e.leg = kv.val.as<int>();
+      else if (key == "owner")
+        e.owner = kv.val.as<std::string>();
     }
   } catch (const std::exception& x) {
     c.fail(e.where + ": malformed value (" + x.what() + ")");
@@ -210,6 +215,126 @@ void expect_ref(checker& c, const by_ref& refs, const std::string& what, const s
              e->where + ", expected " + type + " of " + std::to_string(amount) + " on " + account);
 }
 
+/// Reads every record of every partition of `topic`, read committed (projections write in
+/// transactions whatever the journal's mode), and hands (key, value) to `f` in offset order.
+void read_records(const options& o, const std::string& topic, checker& c,
+                  const std::function<void(const std::string&, std::optional<std::string>)>& f) {
+  char err[512];
+  auto* conf = rd_kafka_conf_new();
+  for (auto [k, v] : {std::pair<const char*, std::string>{"bootstrap.servers", o.bootstrap},
+                      {"group.id", "chaos-verify"}, {"enable.auto.commit", "false"},
+                      {"enable.partition.eof", "true"}, {"isolation.level", "read_committed"}})
+    if (rd_kafka_conf_set(conf, k, v.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK)
+      c.fail(std::string{"consumer config "} + k + ": " + err);
+  auto* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
+  if (!rk) {
+    c.fail(std::string{"cannot create a consumer: "} + err);
+    return;
+  }
+  rd_kafka_poll_set_consumer(rk);
+  const rd_kafka_metadata_t* md = nullptr;
+  auto* rkt = rd_kafka_topic_new(rk, topic.c_str(), nullptr);
+  const int tmo = static_cast<int>(o.timeout * 1000);
+  if (rd_kafka_metadata(rk, 0, rkt, &md, tmo) != RD_KAFKA_RESP_ERR_NO_ERROR || md->topic_cnt != 1 ||
+      md->topics[0].err) {
+    c.fail("no metadata for topic " + topic);
+  } else {
+    auto* parts = rd_kafka_topic_partition_list_new(md->topics[0].partition_cnt);
+    for (int p = 0; p < md->topics[0].partition_cnt; ++p)
+      rd_kafka_topic_partition_list_add(parts, topic.c_str(), p)->offset = RD_KAFKA_OFFSET_BEGINNING;
+    rd_kafka_assign(rk, parts);
+    std::set<std::int32_t> left;
+    for (int p = 0; p < parts->cnt; ++p)
+      left.insert(p);
+    rd_kafka_topic_partition_list_destroy(parts);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds{tmo};
+    while (!left.empty() && std::chrono::steady_clock::now() < deadline) {
+      auto* m = rd_kafka_consumer_poll(rk, 200);
+      if (!m)
+        continue;
+      if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
+        left.erase(m->partition);
+      else if (m->err)
+        c.fail(topic + ": consumer error: " + rd_kafka_message_errstr(m));
+      else
+        f(m->key ? std::string{static_cast<const char*>(m->key), m->key_len} : std::string{},
+          m->payload ? std::optional<std::string>{std::string{static_cast<const char*>(m->payload), m->len}}
+                     : std::nullopt);
+      rd_kafka_message_destroy(m);
+    }
+    if (!left.empty())
+      c.fail(topic + ": " + std::to_string(left.size()) + " partition(s) not read to their end in time");
+  }
+  if (md)
+    rd_kafka_metadata_destroy(md);
+  rd_kafka_topic_destroy(rkt);
+  rd_kafka_consumer_close(rk);
+  rd_kafka_destroy(rk);
+}
+
+/// The read side against the journal: the account state topic holds each account's fold (its
+/// balance and owner), and the enriched transfers topic one record per started transfer, with
+/// both owners.
+void verify_read_side(const options& o, checker& c, const std::map<std::string, std::int64_t>& fold,
+                      const std::map<std::string, std::string>& owners,
+                      const std::map<std::string, std::vector<const event*>>& started) {
+  std::map<std::string, std::optional<std::string>> states;
+  read_records(o, o.ns + ".account.state", c, [&](const std::string& k, std::optional<std::string> v) {
+    states[k] = std::move(v);
+  });
+  for (auto& [id, balance] : fold) {
+    auto it = states.find(id);
+    if (it == states.end() || !it->second) {
+      c.fail("the account state topic has no state of " + id);
+      continue;
+    }
+    try {
+      // The snapshot layout (docs/wire-format.md): the state is a msgpack map in field "state".
+      auto outer = msgpack::unpack(it->second->data(), it->second->size());
+      std::string bytes;
+      for (auto& kv : outer.get().via.map)
+        if (kv.key.as<std::string>() == "state")
+          bytes.assign(kv.val.via.bin.ptr, kv.val.via.bin.size);
+      auto inner = msgpack::unpack(bytes.data(), bytes.size());
+      std::int64_t got = 0;
+      std::string owner;
+      for (auto& kv : inner.get().via.map) {
+        auto key = kv.key.as<std::string>();
+        if (key == "balance")
+          got = kv.val.as<std::int64_t>();
+        else if (key == "owner")
+          owner = kv.val.as<std::string>();
+      }
+      if (got != balance)
+        c.fail("the account state topic says " + std::to_string(got) + " for " + id + " but the journal's fold is " +
+               std::to_string(balance));
+      if (owners.count(id) && owner != owners.at(id))
+        c.fail("the account state topic says " + id + " is owned by '" + owner + "'");
+    } catch (const std::exception& x) {
+      c.fail("the account state topic's record of " + id + " is malformed (" + x.what() + ")");
+    }
+  }
+  std::map<std::string, int> records;
+  read_records(o, o.ns + ".bank.transfers-enriched", c, [&](const std::string& k, std::optional<std::string> v) {
+    ++records[k];
+    auto j = json::parse(v.value_or(""), nullptr, false);
+    auto s = started.find(k);
+    if (s == started.end() || s->second.empty()) {
+      c.fail("the enriched transfers topic has " + k + ", which the journal never started");
+      return;
+    }
+    const auto& e = *s->second.front();
+    auto owner = [&](const std::string& id) { return owners.count(id) ? owners.at(id) : std::string{"?"}; };
+    if (!j.is_object() || j.value("from", "") != e.from || j.value("to", "") != e.to ||
+        j.value("amount", std::int64_t{-1}) != e.amount || j.value("from_owner", "") != owner(e.from) ||
+        j.value("to_owner", "") != owner(e.to))
+      c.fail("the enriched record of " + k + " differs from the journal: " + v.value_or("(tombstone)"));
+  });
+  for (auto& [id, events] : started)
+    if (!events.empty() && records[id] != 1)
+      c.fail("the enriched transfers topic has " + count_text(static_cast<std::size_t>(records[id])) + " of " + id);
+}
+
 int verify(const options& o) {
   checker c;
   auto accounts = read_topic(o, o.ns + ".account.events", c);
@@ -221,9 +346,11 @@ int verify(const options& o) {
   std::set<std::string> refused; // <transfer id>:debit or :credit, refused by an account
   std::map<std::string, std::int64_t> fold;
   std::map<std::string, int> opened;
+  std::map<std::string, std::string> owners;
   for (auto& e : accounts) { // (non-const: a leg's ref is derived here)
     if (e.type == "account.opened") {
       ++opened[e.id];
+      owners[e.id] = e.owner;
       fold[e.id] += 0;
     } else if (e.type == "account.deposited" || e.type == "account.withdrawn") {
       fold[e.id] += e.type == "account.deposited" ? e.amount : -e.amount;
@@ -345,6 +472,9 @@ int verify(const options& o) {
     c.fail("money is not conserved: the balances sum to " + std::to_string(total) +
            ", deposits minus withdrawals are " + std::to_string(external));
 
+  if (o.read_side)
+    verify_read_side(o, c, fold, owners, started);
+
   json report = json::object();
   if (!o.report.empty()) {
     std::ifstream in{o.report};
@@ -379,6 +509,7 @@ int main(int argc, char** argv) {
   app.add_option("--balances", o.balances, "the balances the node answered (JSON object)")->required();
   app.add_option("--report", o.report, "JSON object to extend (seed, faults, violations found by the script)");
   app.add_option("--timeout", o.timeout, "seconds to read each topic")->check(CLI::Range(1.0, 3600.0));
+  app.add_flag("--read-side", o.read_side, "check the account state topic and the enriched transfers too");
   CLI11_PARSE(app, argc, argv);
   return verify(o);
 }
