@@ -688,6 +688,28 @@ struct projection::impl final : RdKafka::RebalanceCb {
     return {dead_letter_of(it, *last, static_cast<std::uint32_t>(opts.max_attempts))};
   }
 
+  enum class txn_outcome { ok, abort, fatal };
+
+  /// Runs a call of the transactional API, again after a retriable error (a broker restarting,
+  /// a request timed out), up to max_attempts times. A fatal error (this instance was fenced
+  /// by a newer run of itself, or the producer failed) stops the projection: a failed
+  /// producer is never replaced in place, since a resumed zombie's new producer would fence
+  /// the rightful instance. Any other error needs an abort (an abort that fails stops it).
+  txn_outcome txn_call(const std::function<RdKafka::Error*()>& call, const char* what, std::optional<error>& err) {
+    for (int attempt = 1;; ++attempt) {
+      std::unique_ptr<RdKafka::Error> e{call()};
+      if (!e)
+        return txn_outcome::ok;
+      err = detail::from_kafka(*e, "projection '" + opts.name + "': " + what);
+      if (e->is_fatal() || pev.fatal())
+        return txn_outcome::fatal;
+      if (e->txn_requires_abort() || !e->is_retriable() || attempt >= opts.max_attempts || stop.load())
+        return txn_outcome::abort;
+      persistence_log().warn("projection {}: {} (attempt {}), again", opts.name, err->to_string(), attempt);
+      pause(backoff(attempt));
+    }
+  }
+
   /// Handles the batch in one transaction with its offsets; on failure aborts and rewinds.
   void process_eos(std::vector<item>& b) {
     const int t = static_cast<int>(cfg.request_timeout.count());
@@ -705,11 +727,12 @@ struct projection::impl final : RdKafka::RebalanceCb {
           consumer->seek(*tp, t);
         }
     };
-    if (std::unique_ptr<RdKafka::Error> e{producer->begin_transaction()}; e) {
-      fail(detail::from_kafka(*e, "projection '" + opts.name + "': cannot begin a transaction"));
+    std::optional<error> failed_here;
+    if (txn_call([&] { return producer->begin_transaction(); }, "cannot begin a transaction", failed_here) !=
+        txn_outcome::ok) {
+      fail(*failed_here);
       return;
     }
-    std::optional<error> failed_here;
     std::uint64_t letters = 0;
     for (auto& it : b) {
       std::vector<record> out;
@@ -744,11 +767,11 @@ struct projection::impl final : RdKafka::RebalanceCb {
       for (auto& [k, o] : next)
         offs.v.push_back(RdKafka::TopicPartition::create(k.first, k.second, o));
       std::unique_ptr<RdKafka::ConsumerGroupMetadata> md{consumer->groupMetadata()};
-      if (std::unique_ptr<RdKafka::Error> e{producer->send_offsets_to_transaction(offs.v, md.get(), t)}; e)
-        failed_here = detail::from_kafka(*e, "cannot send the offsets to the transaction");
-      else if (std::unique_ptr<RdKafka::Error> e2{producer->commit_transaction(t)}; e2)
-        failed_here = detail::from_kafka(*e2, "cannot commit the transaction");
-      if (!failed_here) {
+      auto r = txn_call([&] { return producer->send_offsets_to_transaction(offs.v, md.get(), t); },
+                        "cannot send the offsets to the transaction", failed_here);
+      if (r == txn_outcome::ok)
+        r = txn_call([&] { return producer->commit_transaction(t); }, "cannot commit the transaction", failed_here);
+      if (r == txn_outcome::ok) {
         {
           std::lock_guard g{mtx};
           st.dead_letters += letters;
@@ -758,9 +781,15 @@ struct projection::impl final : RdKafka::RebalanceCb {
           hooks.committed();
         return;
       }
+      if (r == txn_outcome::fatal) {
+        fail(*failed_here);
+        return;
+      }
     }
-    if (std::unique_ptr<RdKafka::Error> e{producer->abort_transaction(t)}; e && (e->is_fatal() || pev.fatal())) {
-      fail(detail::from_kafka(*e, "projection '" + opts.name + "': cannot abort a transaction"));
+    std::optional<error> abort_err;
+    if (txn_call([&] { return producer->abort_transaction(t); }, "cannot abort the transaction", abort_err) !=
+        txn_outcome::ok) {
+      fail(*abort_err);
       return;
     }
     rewind(*failed_here);
