@@ -291,30 +291,37 @@ struct read_side::impl {
   std::unique_ptr<cafes::kv_table> owners; // the account state topic, for the join
   std::shared_ptr<sqlite_store> store;
   std::vector<std::pair<std::string, std::unique_ptr<cafes::projection>>> projections;
+  /// How long the join waits for an account missing from the table.
+  std::chrono::milliseconds owner_wait{5'000};
 
-  /// The owner of account `id` as the state topic has it, or an error the join retries.
-  expected<std::string> owner_of(const std::string& id) {
-    for (int attempt = 0; attempt < 2; ++attempt) {
+  /// The owner of account `id` as the state topic has it: its owner once it is open, null
+  /// when the table knows it is not open (a transfer's leg to it was refused), or null when it
+  /// is still not in the table after `wait` (a left join: an account that never opened).
+  /// Waiting covers the state projection's lag behind the account events: an account opened
+  /// just before the transfer reaches the table a moment later.
+  expected<nlohmann::json> owner_of(const std::string& id, std::chrono::milliseconds wait) {
+    const auto deadline = std::chrono::steady_clock::now() + wait;
+    for (;;) {
       if (auto r = owners->get(id)) {
         auto s = cafes::decode_state_record<account>(*r, *accounts);
         if (!s)
           return std::move(s).error();
-        return s->owner;
+        return s->open ? nlohmann::json(s->owner) : nlohmann::json(nullptr);
       }
-      if (attempt == 0)
-        (void)owners->sync(std::chrono::seconds{1}); // it may be on its way
+      if (std::chrono::steady_clock::now() >= deadline)
+        return nlohmann::json(nullptr);
+      (void)owners->sync(std::chrono::milliseconds{200}); // it may be on its way
     }
-    return error{bank_errc::account_not_open, "account '" + id + "' is not in the account state topic (yet)"};
   }
 
   expected<void> enrich(const cafes::projected_event& e, cafes::projection_output& out) {
     auto* s = e.get<transfer_started>();
     if (!s)
       return {}; // one record per transfer: at its start
-    auto from = owner_of(s->from);
+    auto from = owner_of(s->from, owner_wait);
     if (!from)
       return std::move(from).error();
-    auto to = owner_of(s->to);
+    auto to = owner_of(s->to, owner_wait);
     if (!to)
       return std::move(to).error();
     nlohmann::json j{{"transfer", e.envelope.id.str()}, {"from", s->from},   {"from_owner", *from},
@@ -377,8 +384,6 @@ expected<std::unique_ptr<read_side>> read_side::start(cafes::node& node, const r
     po.instance = instance;
     po.sources.push_back(cafes::source_of<transfer>(d->ns));
     po.outputs.push_back(enriched_topic(d->ns));
-    po.max_attempts = 8; // an account opened just before its transfer may reach the table late
-    po.max_backoff = std::chrono::seconds{2};
     auto* raw = d.get();
     if (auto ok = add("transfer enrichment",
                       cafes::projection::exactly_once(d->kafka, po, [raw](const auto& e, auto& out) {
