@@ -69,8 +69,6 @@ struct sync_reports final : RdKafka::DeliveryReportCb {
   }
 };
 
-} // namespace
-
 /// One record of a batch: where its position lives (the source partition, or the dead-letter
 /// partition it is re-driven from) and what it holds.
 struct item {
@@ -81,6 +79,8 @@ struct item {
   projected_event ev;  // kind == event
   std::optional<error> err; // kind == undecodable
 };
+
+} // namespace
 
 struct projection::impl final : RdKafka::RebalanceCb {
   kafka_config cfg;

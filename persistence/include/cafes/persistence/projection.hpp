@@ -159,12 +159,12 @@ struct redrive_report {
 
 /// Settings of a projection.
 struct projection_options {
-  /// The projection's name: its consumer group is `<name>`, and it names the projection in
+  /// The projection's name: it is the consumer group's id, and it names the projection in
   /// dead letters and logs. Instances with the same name share the partitions.
   std::string name{};
   /// This instance's name, unique among the projection's instances (the exactly-once
-  /// flavour's transactional.id is `<name>.<instance>`, so a restarted instance fences its
-  /// old self).
+  /// flavour's transactional.id is the name, a dot and the instance, so that a restarted
+  /// instance fences its old self).
   std::string instance = "1";
   /// The topics to read. Each one, and its dead-letter topic, must exist (topic_missing).
   std::vector<projection_source> sources{};
