@@ -1,21 +1,15 @@
 // The dead-letter codec: the original record plus the headers that say why and whence.
 #include "cafes/persistence/dead_letter.hpp"
 
-#include <charconv>
 
 #include "cafes/persistence/envelope.hpp"
+#include "parse.hpp"
 
 namespace cafes {
 
 namespace {
 
-template <class Int>
-bool parse_int(std::string_view s, Int& out) {
-  if (s.empty())
-    return false;
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
-  return ec == std::errc{} && p == s.data() + s.size();
-}
+using detail::parse_int;
 
 bool is_dlq_header(std::string_view k) {
   return k.starts_with("cafes_dlq_");

@@ -1,8 +1,8 @@
 // The event envelope codec: envelope <-> Kafka record with CloudEvents binary-mode headers.
 #include "cafes/persistence/envelope.hpp"
 #include "cafes/persistence/partitioner.hpp"
+#include "parse.hpp"
 
-#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -13,13 +13,7 @@ namespace cafes {
 
 namespace {
 
-template <class Int>
-bool parse_int(std::string_view s, Int& out) {
-  if (s.empty())
-    return false;
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
-  return ec == std::errc{} && p == s.data() + s.size();
-}
+using detail::parse_int;
 
 // Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
 std::int64_t days_from_civil(std::int64_t y, unsigned m, unsigned d) {

@@ -497,6 +497,20 @@ expected<raw_chunk> partition_reader::read(const std::string& topic, partition_i
   return out;
 }
 
+expected<std::int32_t> partition_count(RdKafka::Handle& h, const std::string& topic, std::chrono::milliseconds timeout) {
+  std::string err;
+  std::unique_ptr<RdKafka::Topic> t{RdKafka::Topic::create(&h, topic, nullptr, err)};
+  RdKafka::Metadata* md = nullptr;
+  auto code = h.metadata(false, t.get(), &md, static_cast<int>(timeout.count()));
+  std::unique_ptr<RdKafka::Metadata> hold{md};
+  if (code != RdKafka::ERR_NO_ERROR)
+    return from_kafka(code, "no metadata of " + topic);
+  for (auto* tm : *md->topics())
+    if (tm->topic() == topic && tm->err() == RdKafka::ERR_NO_ERROR && !tm->partitions()->empty())
+      return static_cast<std::int32_t>(tm->partitions()->size());
+  return error{errc::topic_missing, "topic " + topic + " does not exist"};
+}
+
 expected<std::int64_t> high_watermark_until(RdKafka::Handle& h, const std::string& topic, std::int32_t p,
                                             std::chrono::steady_clock::time_point deadline, const std::string& what) {
   for (;;) {

@@ -101,6 +101,9 @@ class async_producer {
   std::thread poller_;
 };
 
+/// Returns the partition count of `topic` from the brokers' metadata, or topic_missing.
+expected<std::int32_t> partition_count(RdKafka::Handle& h, const std::string& topic, std::chrono::milliseconds timeout);
+
 /// Returns the high watermark of topic/p, asking again after a transient error (a leader
 /// moving, a topic just created) until `deadline`; `what` names the asker in the error.
 expected<std::int64_t> high_watermark_until(RdKafka::Handle& h, const std::string& topic, std::int32_t p,

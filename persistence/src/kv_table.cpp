@@ -91,22 +91,14 @@ expected<std::unique_ptr<kv_table>> kv_table::open(const kafka_config& cfg, std:
   d->consumer.reset(RdKafka::KafkaConsumer::create(conf->get(), err));
   if (!d->consumer)
     return error{errc::kafka_error, "cannot create the reader of table " + d->topic + ": " + err};
-  std::string terr;
-  std::unique_ptr<RdKafka::Topic> t{RdKafka::Topic::create(d->consumer.get(), d->topic, nullptr, terr)};
-  RdKafka::Metadata* md = nullptr;
-  auto code = d->consumer->metadata(false, t.get(), &md, static_cast<int>(cfg.request_timeout.count()));
-  std::unique_ptr<RdKafka::Metadata> hold{md};
-  if (code != RdKafka::ERR_NO_ERROR)
-    return detail::from_kafka(code, "no metadata of table " + d->topic);
-  for (auto* tm : *md->topics())
-    if (tm->topic() == d->topic && tm->err() == RdKafka::ERR_NO_ERROR)
-      d->partitions = static_cast<std::int32_t>(tm->partitions()->size());
-  if (d->partitions == 0)
-    return error{errc::topic_missing, "table topic " + d->topic + " does not exist"};
+  auto n = detail::partition_count(*d->consumer, d->topic, cfg.request_timeout);
+  if (!n)
+    return error{n.error().code, "table: " + n.error().message};
+  d->partitions = *n;
   std::vector<RdKafka::TopicPartition*> parts;
   for (std::int32_t p = 0; p < d->partitions; ++p)
     parts.push_back(RdKafka::TopicPartition::create(d->topic, p, RdKafka::Topic::OFFSET_BEGINNING));
-  code = d->consumer->assign(parts);
+  auto code = d->consumer->assign(parts);
   RdKafka::TopicPartition::destroy(parts);
   if (code != RdKafka::ERR_NO_ERROR)
     return detail::from_kafka(code, "cannot read table " + d->topic);

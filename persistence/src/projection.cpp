@@ -399,17 +399,10 @@ struct projection::impl final : RdKafka::RebalanceCb {
   expected<std::int32_t> partitions_of(const std::string& topic) {
     if (auto i = partition_counts.find(topic); i != partition_counts.end())
       return i->second;
-    std::string err;
-    std::unique_ptr<RdKafka::Topic> t{RdKafka::Topic::create(producer.get(), topic, nullptr, err)};
-    RdKafka::Metadata* md = nullptr;
-    auto code = producer->metadata(false, t.get(), &md, static_cast<int>(cfg.request_timeout.count()));
-    std::unique_ptr<RdKafka::Metadata> hold{md};
-    if (code != RdKafka::ERR_NO_ERROR)
-      return detail::from_kafka(code, "projection '" + opts.name + "': no metadata of " + topic);
-    for (auto* tm : *md->topics())
-      if (tm->topic() == topic && tm->err() == RdKafka::ERR_NO_ERROR && !tm->partitions()->empty())
-        return partition_counts[topic] = static_cast<std::int32_t>(tm->partitions()->size());
-    return error{errc::topic_missing, "projection '" + opts.name + "': topic " + topic + " does not exist"};
+    auto n = detail::partition_count(*producer, topic, cfg.request_timeout);
+    if (!n)
+      return error{n.error().code, "projection '" + opts.name + "': " + n.error().message};
+    return partition_counts[topic] = *n;
   }
 
   /// Sets the partition of an output record that has none.
@@ -1009,6 +1002,15 @@ expected<void> check(const projection_options& o) {
 
 } // namespace
 
+/// Opens the impl's clients and starts its thread.
+expected<std::unique_ptr<projection>> projection::start(std::unique_ptr<impl> d) {
+  if (auto ok = d->open(); !ok)
+    return std::move(ok).error();
+  auto* raw = d.get();
+  d->thread = std::thread{[raw] { raw->run(); }};
+  return std::unique_ptr<projection>{new projection(std::move(d))};
+}
+
 expected<std::unique_ptr<projection>> projection::into_store(const kafka_config& cfg, projection_options opts,
                                                              std::shared_ptr<projection_store> store) {
   if (auto ok = check(opts); !ok)
@@ -1019,11 +1021,7 @@ expected<std::unique_ptr<projection>> projection::into_store(const kafka_config&
   d->cfg = cfg;
   d->opts = std::move(opts);
   d->store = std::move(store);
-  if (auto ok = d->open(); !ok)
-    return std::move(ok).error();
-  auto* raw = d.get();
-  d->thread = std::thread{[raw] { raw->run(); }};
-  return std::unique_ptr<projection>{new projection(std::move(d))};
+  return start(std::move(d));
 }
 
 expected<std::unique_ptr<projection>> projection::exactly_once(const kafka_config& cfg, projection_options opts,
@@ -1038,11 +1036,7 @@ expected<std::unique_ptr<projection>> projection::exactly_once(const kafka_confi
   d->transform = std::move(transform);
   d->hooks = std::move(hooks);
   d->eos = true;
-  if (auto ok = d->open(); !ok)
-    return std::move(ok).error();
-  auto* raw = d.get();
-  d->thread = std::thread{[raw] { raw->run(); }};
-  return std::unique_ptr<projection>{new projection(std::move(d))};
+  return start(std::move(d));
 }
 
 std::vector<partition_lag> projection::lag() const {

@@ -110,27 +110,24 @@ std::optional<event> decode(const rd_kafka_message_t* m, checker& c) {
   return e;
 }
 
-/// Reads every partition of `topic` from the beginning to its end (the last stable offset in
-/// read_committed mode) and checks that each aggregate's seqs run 1, 2, 3, ... in offset order.
-std::vector<event> read_topic(const options& o, const std::string& topic, checker& c) {
+/// Reads every partition of `topic` from the beginning to its end (the last stable offset when
+/// `committed`) and hands each record to `f` in offset order.
+void consume_topic(const options& o, const std::string& topic, checker& c, bool committed,
+                   const std::function<void(const rd_kafka_message_t*)>& f) {
   char err[512];
   auto* conf = rd_kafka_conf_new();
-  auto set = [&](const char* k, const std::string& v) {
+  for (auto [k, v] : {std::pair<const char*, std::string>{"bootstrap.servers", o.bootstrap},
+                      {"group.id", "chaos-verify"}, {"enable.auto.commit", "false"},
+                      {"enable.partition.eof", "true"},
+                      {"isolation.level", committed ? "read_committed" : "read_uncommitted"}})
     if (rd_kafka_conf_set(conf, k, v.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK)
       c.fail(std::string{"consumer config "} + k + ": " + err);
-  };
-  set("bootstrap.servers", o.bootstrap);
-  set("group.id", "chaos-verify");
-  set("enable.auto.commit", "false");
-  set("enable.partition.eof", "true");
-  set("isolation.level", o.mode == "transactional" ? "read_committed" : "read_uncommitted");
   auto* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
   if (!rk) {
     c.fail(std::string{"cannot create a consumer: "} + err);
-    return {};
+    return;
   }
   rd_kafka_poll_set_consumer(rk);
-  std::vector<event> out;
   const rd_kafka_metadata_t* md = nullptr;
   auto* rkt = rd_kafka_topic_new(rk, topic.c_str(), nullptr);
   const int tmo = static_cast<int>(o.timeout * 1000);
@@ -146,25 +143,17 @@ std::vector<event> read_topic(const options& o, const std::string& topic, checke
     for (int p = 0; p < parts->cnt; ++p)
       left.insert(p);
     rd_kafka_topic_partition_list_destroy(parts);
-    std::map<std::string, std::uint64_t> last_seq;
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds{tmo};
     while (!left.empty() && std::chrono::steady_clock::now() < deadline) {
       auto* m = rd_kafka_consumer_poll(rk, 200);
       if (!m)
         continue;
-      if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+      if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
         left.erase(m->partition);
-      } else if (m->err) {
+      else if (m->err)
         c.fail(topic + ": consumer error: " + rd_kafka_message_errstr(m));
-      } else if (m->key && std::string_view{static_cast<const char*>(m->key), m->key_len} == "__cafes.barrier") {
-        // A barrier record (docs/wire-format.md): no event, skipped like the runtime does.
-      } else if (auto e = decode(m, c)) {
-        auto& last = last_seq[e->id];
-        if (e->seq != last + 1)
-          c.fail(e->where + ": " + e->id + " has seq " + std::to_string(e->seq) + " after " + std::to_string(last));
-        last = e->seq;
-        out.push_back(std::move(*e));
-      }
+      else
+        f(m);
       rd_kafka_message_destroy(m);
     }
     if (!left.empty())
@@ -175,6 +164,24 @@ std::vector<event> read_topic(const options& o, const std::string& topic, checke
   rd_kafka_topic_destroy(rkt);
   rd_kafka_consumer_close(rk);
   rd_kafka_destroy(rk);
+}
+
+/// Reads every event of a journal topic and checks that each aggregate's seqs run 1, 2, 3, ...
+/// in offset order.
+std::vector<event> read_topic(const options& o, const std::string& topic, checker& c) {
+  std::vector<event> out;
+  std::map<std::string, std::uint64_t> last_seq;
+  consume_topic(o, topic, c, o.mode == "transactional", [&](const rd_kafka_message_t* m) {
+    if (m->key && std::string_view{static_cast<const char*>(m->key), m->key_len} == "__cafes.barrier")
+      return; // a barrier record (docs/wire-format.md): no event, skipped like the runtime does
+    if (auto e = decode(m, c)) {
+      auto& last = last_seq[e->id];
+      if (e->seq != last + 1)
+        c.fail(e->where + ": " + e->id + " has seq " + std::to_string(e->seq) + " after " + std::to_string(last));
+      last = e->seq;
+      out.push_back(std::move(*e));
+    }
+  });
   return out;
 }
 
@@ -215,61 +222,15 @@ void expect_ref(checker& c, const by_ref& refs, const std::string& what, const s
              e->where + ", expected " + type + " of " + std::to_string(amount) + " on " + account);
 }
 
-/// Reads every record of every partition of `topic`, read committed (projections write in
-/// transactions whatever the journal's mode), and hands (key, value) to `f` in offset order.
+/// Reads every record of `topic`, read committed (projections write in transactions whatever
+/// the journal's mode), and hands (key, value) to `f` in offset order.
 void read_records(const options& o, const std::string& topic, checker& c,
                   const std::function<void(const std::string&, std::optional<std::string>)>& f) {
-  char err[512];
-  auto* conf = rd_kafka_conf_new();
-  for (auto [k, v] : {std::pair<const char*, std::string>{"bootstrap.servers", o.bootstrap},
-                      {"group.id", "chaos-verify"}, {"enable.auto.commit", "false"},
-                      {"enable.partition.eof", "true"}, {"isolation.level", "read_committed"}})
-    if (rd_kafka_conf_set(conf, k, v.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK)
-      c.fail(std::string{"consumer config "} + k + ": " + err);
-  auto* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
-  if (!rk) {
-    c.fail(std::string{"cannot create a consumer: "} + err);
-    return;
-  }
-  rd_kafka_poll_set_consumer(rk);
-  const rd_kafka_metadata_t* md = nullptr;
-  auto* rkt = rd_kafka_topic_new(rk, topic.c_str(), nullptr);
-  const int tmo = static_cast<int>(o.timeout * 1000);
-  if (rd_kafka_metadata(rk, 0, rkt, &md, tmo) != RD_KAFKA_RESP_ERR_NO_ERROR || md->topic_cnt != 1 ||
-      md->topics[0].err) {
-    c.fail("no metadata for topic " + topic);
-  } else {
-    auto* parts = rd_kafka_topic_partition_list_new(md->topics[0].partition_cnt);
-    for (int p = 0; p < md->topics[0].partition_cnt; ++p)
-      rd_kafka_topic_partition_list_add(parts, topic.c_str(), p)->offset = RD_KAFKA_OFFSET_BEGINNING;
-    rd_kafka_assign(rk, parts);
-    std::set<std::int32_t> left;
-    for (int p = 0; p < parts->cnt; ++p)
-      left.insert(p);
-    rd_kafka_topic_partition_list_destroy(parts);
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds{tmo};
-    while (!left.empty() && std::chrono::steady_clock::now() < deadline) {
-      auto* m = rd_kafka_consumer_poll(rk, 200);
-      if (!m)
-        continue;
-      if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
-        left.erase(m->partition);
-      else if (m->err)
-        c.fail(topic + ": consumer error: " + rd_kafka_message_errstr(m));
-      else
-        f(m->key ? std::string{static_cast<const char*>(m->key), m->key_len} : std::string{},
-          m->payload ? std::optional<std::string>{std::string{static_cast<const char*>(m->payload), m->len}}
-                     : std::nullopt);
-      rd_kafka_message_destroy(m);
-    }
-    if (!left.empty())
-      c.fail(topic + ": " + std::to_string(left.size()) + " partition(s) not read to their end in time");
-  }
-  if (md)
-    rd_kafka_metadata_destroy(md);
-  rd_kafka_topic_destroy(rkt);
-  rd_kafka_consumer_close(rk);
-  rd_kafka_destroy(rk);
+  consume_topic(o, topic, c, true, [&](const rd_kafka_message_t* m) {
+    f(m->key ? std::string{static_cast<const char*>(m->key), m->key_len} : std::string{},
+      m->payload ? std::optional<std::string>{std::string{static_cast<const char*>(m->payload), m->len}}
+                 : std::nullopt);
+  });
 }
 
 /// The read side against the journal: the account state topic holds each account's fold (its

@@ -229,6 +229,7 @@ class projection {
   struct impl; ///< private
  private:
   explicit projection(std::unique_ptr<impl> p);
+  static expected<std::unique_ptr<projection>> start(std::unique_ptr<impl> d);
   std::unique_ptr<impl> impl_;
 };
 
