@@ -169,7 +169,7 @@ TEST_CASE("history is every event as written, with its metadata", "[history]") {
   CHECK((*h)[0].get<deposited>() == nullptr);
   REQUIRE((*h)[3].get<deposited>());
   CHECK((*h)[3].get<deposited>()->amount == 3);
-  CHECK((*h)[3].get<deposited>()->ref == "r3");
+  CHECK((*h)[3].get<deposited>()->reference == "r3");
   std::int64_t sum = 0;
   for (auto& e : *h)
     e.visit([&]<class E>(const E& ev) {

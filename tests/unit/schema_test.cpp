@@ -265,6 +265,6 @@ TEST_CASE("an archived journal of version 1 events replays through today's upcas
       first_deposit = &e;
   REQUIRE(first_deposit);
   CHECK(first_deposit->schema_version == 1);
-  CHECK(first_deposit->get<deposited>()->ref == "d-1");
+  CHECK(first_deposit->get<deposited>()->reference == "d-1");
   CHECK(n.ask<account>("acc-1", deposit{100, "d-1"}).value() == 65);
 }
