@@ -114,6 +114,16 @@ expected<schemas> parse(std::string_view text, std::string_view what) {
   }
 }
 
+/// The versions below `version` of type `name` that have no upcaster.
+std::vector<std::uint32_t> missing_upcasters(const std::string& name, std::uint32_t version,
+                                             const type_registry& registry) {
+  std::vector<std::uint32_t> out;
+  for (std::uint32_t v = 1; v < version; ++v)
+    if (!registry.has_upcaster(name, v))
+      out.push_back(v);
+  return out;
+}
+
 } // namespace
 
 expected<schema_report> compare_schemas(std::string_view committed_text, std::string_view current_text,
@@ -154,20 +164,21 @@ expected<schema_report> compare_schemas(std::string_view committed_text, std::st
                                  std::to_string(old.version));
       continue;
     }
-    std::vector<std::uint32_t> missing;
-    for (auto v = old.version; v < now.version; ++v)
-      if (!registry.has_upcaster(name, v))
-        missing.push_back(v);
-    if (!missing.empty()) {
-      std::string list;
-      for (auto v : missing)
-        list += (list.empty() ? "" : ", ") + std::to_string(v);
-      r.incompatible.push_back(name + ": version " + std::to_string(now.version) + " has no upcaster from version " +
-                               list + was + ": what is journaled at that version would not decode");
+    if (missing_upcasters(name, now.version, registry).empty())
+      r.changed.push_back(name + ": version " + std::to_string(old.version) + " -> " + std::to_string(now.version) +
+                          ", upcast");
+  }
+  // Every version below the current one may be in the journal: each needs its upcaster, not
+  // only those above the committed version (an upcaster removed later is caught too).
+  for (auto& [name, now] : current->types) {
+    auto missing = missing_upcasters(name, now.version, registry);
+    if (missing.empty())
       continue;
-    }
-    r.changed.push_back(name + ": version " + std::to_string(old.version) + " -> " + std::to_string(now.version) +
-                        ", upcast");
+    std::string list;
+    for (auto v : missing)
+      list += (list.empty() ? "" : ", ") + std::to_string(v);
+    r.incompatible.push_back(name + ": version " + std::to_string(now.version) + " has no upcaster from version " +
+                             list + ": what is journaled at that version would not decode");
   }
   for (auto& [name, now] : current->types)
     if (!committed->types.count(name))

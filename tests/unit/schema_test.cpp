@@ -143,6 +143,13 @@ TEST_CASE("the gate: fields changed without a bump, a bump without an upcaster, 
   REQUIRE(upcast->changed.size() == 1);
   CHECK_THAT(upcast->changed[0], Catch::Contains("version 1 -> 2"));
 
+  // Committed at version 2 already, but its upcaster removed since: still incompatible.
+  auto lost = compare_schemas(widget_schemas<widget_v2>(), widget_schemas<widget_v2>(), none);
+  REQUIRE(lost);
+  REQUIRE(lost->incompatible.size() == 1);
+  CHECK_THAT(lost->incompatible[0], Catch::Contains("version 2 has no upcaster from version 1"));
+  CHECK(compare_schemas(widget_schemas<widget_v2>(), widget_schemas<widget_v2>(), with)->same());
+
   auto back = compare_schemas(widget_schemas<widget_v2>(), v1, with);
   REQUIRE(back);
   CHECK_THAT(back->to_string(), Catch::Contains("its version went back from 2 to 1"));

@@ -51,9 +51,10 @@ std::string export_schemas() {
 /// How the schemas of this build differ from a committed export (compare_schemas).
 struct schema_report {
   /// Changes that break reading what is journaled: a type removed, its kind changed, its
-  /// fields changed without a version bump, its version lowered, or bumped without an
-  /// upcaster from each version between the committed one and the new one. Each names the
-  /// type and says what to do.
+  /// fields changed without a version bump, its version lowered, or a version above 1
+  /// without an upcaster from each older version (the journal may hold any of them, so this
+  /// is checked even when the committed version is the current one). Each names the type and
+  /// says what to do.
   std::vector<std::string> incompatible;
   /// Compatible differences: a new type, a version bumped with its upcasters. The committed
   /// export is then out of date: regenerate it.
