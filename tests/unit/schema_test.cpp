@@ -68,7 +68,7 @@ struct widget_v2 { // version 2: compatible once an upcaster from 1 exists
 };
 struct part {
   std::string sku;
-  double weight = 0;
+  double weight = 0.5; // msgpack writes a whole double as an integer: 0.0 would show as "integer"
   MSGPACK_DEFINE_MAP(sku, weight);
 };
 struct widget_state {
