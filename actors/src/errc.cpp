@@ -31,6 +31,8 @@ class actors_category_impl final : public std::error_category {
       case actor_errc::unreachable: return "unreachable";
       case actor_errc::frame_too_large: return "frame_too_large";
       case actor_errc::rejected: return "rejected";
+      case actor_errc::no_history: return "no_history";
+      case actor_errc::out_of_history: return "out_of_history";
     }
     return "unknown(" + std::to_string(v) + ")";
   }

@@ -36,6 +36,11 @@ expected<void> type_registry::add_upcaster(std::string_view name, std::uint32_t 
   return {};
 }
 
+bool type_registry::has_upcaster(std::string_view name, std::uint32_t from) const {
+  auto i = entries_.find(std::string{name});
+  return i != entries_.end() && i->second.upcasters.count(from) > 0;
+}
+
 expected<std::uint32_t> type_registry::current_version(std::string_view name) const {
   auto i = entries_.find(std::string{name});
   if (i == entries_.end())

@@ -15,6 +15,7 @@
 #include "cafes/actors/messages.hpp"
 #include "cafes/persistence/group_member.hpp"
 #include "cafes/persistence/logger.hpp"
+#include "history_reader.hpp"
 #include "routing.hpp"
 #include "storage_provider.hpp"
 
@@ -376,6 +377,26 @@ expected<std::vector<std::string>> node::query_impl(std::string_view type, std::
   if (err)
     return std::move(*err);
   return out;
+}
+
+expected<std::any> node::state_at_impl(std::string_view type, std::string_view id, std::uint64_t seq,
+                                       std::optional<std::int64_t> time_ms) {
+  if (impl_->stopped)
+    return cafes::error{actor_errc::shutting_down, "the node is stopped"};
+  auto i = impl_->types.find(type);
+  if (i == impl_->types.end())
+    return cafes::error{actor_errc::unknown_aggregate_type, "no aggregate type '" + std::string{type} + "' is hosted"};
+  return detail::read_state_at({*i->second.j, *i->second.s, *i->second.h->ops}, id, seq, time_ms);
+}
+
+expected<std::vector<std::pair<event_metadata, std::any>>> node::history_impl(std::string_view type,
+                                                                               std::string_view id) {
+  if (impl_->stopped)
+    return cafes::error{actor_errc::shutting_down, "the node is stopped"};
+  auto i = impl_->types.find(type);
+  if (i == impl_->types.end())
+    return cafes::error{actor_errc::unknown_aggregate_type, "no aggregate type '" + std::string{type} + "' is hosted"};
+  return detail::read_history({*i->second.j, *i->second.s, *i->second.h->ops}, id);
 }
 
 namespace {

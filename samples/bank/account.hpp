@@ -12,8 +12,10 @@
 #include <vector>
 
 #include <msgpack.hpp>
+#include <nlohmann/json.hpp>
 
 #include "cafes/actors/aggregate.hpp"
+#include "cafes/persistence/registry.hpp"
 
 namespace bank {
 
@@ -78,11 +80,14 @@ struct opened {
   MSGPACK_DEFINE_MAP(owner, overdraft_limit);
 };
 
+/// Version 2: version 1 called `reference` "ref" (account::upcasters renames it). Journals
+/// hold both versions; docs/schema-evolution.md tells the story.
 struct deposited {
   static constexpr std::string_view type_name = "account.deposited";
+  static constexpr std::uint32_t version = 2;
   std::int64_t amount = 0;
-  std::string ref;
-  MSGPACK_DEFINE_MAP(amount, ref);
+  std::string reference; ///< the deposit command's `ref`
+  MSGPACK_DEFINE_MAP(amount, reference);
 };
 
 struct withdrawn {
@@ -198,6 +203,18 @@ struct account {
     }
   };
 
+  /// The upcasters of older event versions (docs/schema-evolution.md).
+  static cafes::expected<void> upcasters(cafes::type_registry& r) {
+    // account.deposited 1 -> 2: "ref" is now "reference".
+    return r.add_upcaster("account.deposited", 1, [](nlohmann::json& j) -> cafes::expected<void> {
+      if (!j.contains("ref") || !j["ref"].is_string())
+        return cafes::error{cafes::errc::malformed_record, "account.deposited version 1 without a string ref"};
+      j["reference"] = std::move(j["ref"]);
+      j.erase("ref");
+      return {};
+    });
+  }
+
   using commands = std::variant<open, deposit, withdraw, apply_leg, settle_legs, get_balance>;
   using events = std::variant<opened, deposited, withdrawn, leg_applied, leg_refused, legs_settled>;
   /// Every event a handler emits is checked against `events` at compile time.
@@ -304,7 +321,7 @@ struct account {
   }
   static void apply(state& s, const deposited& e) {
     s.balance += e.amount;
-    s.remember(e.ref);
+    s.remember(e.reference);
   }
   static void apply(state& s, const withdrawn& e) {
     s.balance -= e.amount;

@@ -310,9 +310,14 @@ std::string_view to_string(leg_kind l) noexcept {
 }
 
 cafes::expected<void> host_bank(cafes::node& node, const cafes::host_options& opts) {
-  if (auto ok = node.host<account>(opts); !ok)
+  return host_bank(node, opts, opts);
+}
+
+cafes::expected<void> host_bank(cafes::node& node, const cafes::host_options& accounts,
+                                const cafes::host_options& transfers) {
+  if (auto ok = node.host<account>(accounts); !ok)
     return ok;
-  if (auto ok = node.host<transfer>(opts); !ok)
+  if (auto ok = node.host<transfer>(transfers); !ok)
     return ok;
   if (auto m = transfer_manager(node); !m)
     return std::move(m).error();

@@ -16,6 +16,11 @@ namespace bank {
 /// manager.
 cafes::expected<void> host_bank(cafes::node& node, const cafes::host_options& opts);
 
+/// Hosts the accounts with `accounts` and the transfers with `transfers` (for example each with
+/// a journal of its own injected), and starts the transfer manager.
+cafes::expected<void> host_bank(cafes::node& node, const cafes::host_options& accounts,
+                                const cafes::host_options& transfers);
+
 /// The same with the default options but these two.
 cafes::expected<void> host_bank(cafes::node& node, std::int32_t partitions, std::uint64_t snapshot_every);
 

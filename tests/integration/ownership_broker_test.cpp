@@ -93,7 +93,7 @@ TEST_CASE("broker: taking a partition over fences the old owner, which answers n
     if (e.type == bank::deposited::type_name) {
       auto h = msgpack::unpack(e.payload.data(), e.payload.size());
       auto d = h.get().as<bank::deposited>();
-      CHECK(d.ref.rfind("zombie", 0) != 0);
+      CHECK(d.reference.rfind("zombie", 0) != 0);
     }
   }
   CHECK(b_wrote);

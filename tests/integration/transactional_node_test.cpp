@@ -44,7 +44,7 @@ census read_back(cafes::journal& j, std::int32_t partitions) {
         continue;
       } else if (e.type == bank::deposited::type_name) {
         auto d = decode<bank::deposited>(e);
-        ref = d.ref;
+        ref = d.reference;
         delta = d.amount;
       } else if (e.type == bank::withdrawn::type_name) {
         auto w = decode<bank::withdrawn>(e);

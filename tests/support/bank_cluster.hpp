@@ -306,7 +306,7 @@ struct account_census {
         c.epochs[p].insert(e.writer_epoch);
         if (e.type == bank::deposited::type_name) {
           auto h = msgpack::unpack(e.payload.data(), e.payload.size());
-          c.deposits[e.id.str()][h.get().as<bank::deposited>().ref] += 1;
+          c.deposits[e.id.str()][h.get().as<bank::deposited>().reference] += 1;
         }
       }
       c.epochs_monotonic[p] = ok;

@@ -71,6 +71,8 @@ TEST_CASE("every error code of cafes meets the conditions its documentation prom
     {actor_errc::unreachable, {condition::unknown_outcome}},
     {actor_errc::frame_too_large, {condition::unknown_outcome}},
     {actor_errc::rejected, {condition::rejected}},
+    {actor_errc::no_history, {}},
+    {actor_errc::out_of_history, {}},
   };
   const std::vector<std::pair<error, cs>> persistence = {
     {errc::invalid_argument, {}},

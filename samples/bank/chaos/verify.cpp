@@ -90,7 +90,7 @@ std::optional<event> decode(const rd_kafka_message_t* m, checker& c) {
       auto key = kv.key.as<std::string>();
       if (key == "amount")
         e.amount = kv.val.as<std::int64_t>();
-      else if (key == "ref")
+      else if (key == "ref" || key == "reference") // account.deposited version 1 or 2
         e.ref = kv.val.as<std::string>();
       else if (key == "from")
         e.from = kv.val.as<std::string>();

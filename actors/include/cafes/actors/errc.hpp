@@ -24,6 +24,8 @@ enum class actor_errc {
   unreachable,                ///< the node owning the partition could not be reached in time
   frame_too_large,            ///< a command or reply exceeds the routing frame limit
   rejected,                   ///< refused by its handler with cafes::reject("message"); meets condition::rejected
+  no_history,                 ///< the aggregate has no event in the journal (node::state_at, node::history)
+  out_of_history,             ///< a seq beyond the aggregate's last event, or a time before its first
 };
 
 /// Returns the category of cafes::actor_errc.

@@ -95,6 +95,9 @@ class type_registry {
   /// Returns the version this build writes for `name`, or unknown_type.
   expected<std::uint32_t> current_version(std::string_view name) const;
 
+  /// Returns true if `name` has an upcaster from schema version `from` (to `from + 1`).
+  bool has_upcaster(std::string_view name, std::uint32_t from) const;
+
   /// Returns true if `name` is registered.
   bool contains(std::string_view name) const { return entries_.count(std::string{name}) > 0; }
 

@@ -22,6 +22,7 @@
 #include "cafes/actors/stats.hpp"
 #include "cafes/persistence/errc.hpp"
 #include "cafes/persistence/kafka_config.hpp"
+#include "cafes/runtime/history.hpp"
 
 namespace CLI {
 class App;
@@ -258,6 +259,56 @@ class node {
     });
   }
 
+  /// Returns aggregate (A, id) as it was after its event `seq`: its latest snapshot if that
+  /// is at or before `seq` (the store keeps only the latest one per aggregate), else the empty
+  /// state, then the journal's events up to `seq`, decoded and upcast. It reads the journal
+  /// and the snapshot store, never the live aggregate, so it works on any node that hosts A,
+  /// whether or not it owns the aggregate's partition; it blocks (never call it from an
+  /// actor). It reads the aggregate's partition from the start (or from its snapshot) and
+  /// skips the other aggregates' events: its cost grows with the partition, not with the
+  /// aggregate. Fails with unknown_aggregate_type (A not hosted), invalid_aggregate_id,
+  /// invalid_argument (seq 0), actor_errc::no_history (the id has no event: it was never
+  /// created), actor_errc::out_of_history (seq beyond its last event), or a journal, decoding
+  /// or sequence error.
+  template <class A>
+  expected<typename A::state> state_at(std::string_view id, std::uint64_t seq) {
+    return typed_state<A>(state_at_impl(A::name, id, seq, std::nullopt));
+  }
+
+  /// Returns aggregate (A, id) as it was at `time`: after the last of its events journaled at
+  /// or before `time` (ce_time, in milliseconds). It folds the events in order and stops at
+  /// the first one later than `time`: exact as long as the writers' clocks did not go back
+  /// between two events of the aggregate. As state_at, it uses the snapshot when its event is
+  /// not later than `time`. Fails as state_at does, and with actor_errc::out_of_history when
+  /// `time` is before the aggregate's first event.
+  template <class A>
+  expected<typename A::state> state_at_time(std::string_view id, std::chrono::system_clock::time_point time) {
+    const auto ms = std::chrono::floor<std::chrono::milliseconds>(time.time_since_epoch()).count();
+    return typed_state<A>(state_at_impl(A::name, id, 0, ms));
+  }
+
+  /// Returns the audit trail of aggregate (A, id): every event in order, decoded and upcast,
+  /// with its metadata (history_entry). Reads the aggregate's whole partition (see state_at);
+  /// the live aggregate is untouched. Fails with actor_errc::no_history when the id has no
+  /// event (never an empty list), and otherwise as state_at does.
+  template <class A>
+  expected<std::vector<history_entry<A>>> history(std::string_view id) {
+    auto raw = history_impl(A::name, id);
+    if (!raw)
+      return std::move(raw).error();
+    std::vector<history_entry<A>> out;
+    out.reserve(raw->size());
+    for (auto& [meta, ev] : *raw) {
+      history_entry<A> e;
+      static_cast<event_metadata&>(e) = std::move(meta);
+      if (!detail::any_to_variant(ev, e.event))
+        return cafes::error{errc::type_mismatch, "event '" + e.type + "' is none of the events of '" +
+                                                     std::string{A::name} + "'"};
+      out.push_back(std::move(e));
+    }
+    return out;
+  }
+
   /// Waits until every partition of every hosted type has recovered or stopped on an error
   /// (bounded by `timeout`); in cluster mode, also until the node has joined its group. A stopped partition answers its commands with recovery_failed
   /// and counts in host_stats::partitions_failed; the others serve.
@@ -347,6 +398,19 @@ class node {
   expected<void> share(const std::string& topic, const std::string& type);
   void follow_group(const std::vector<topic_partition>& parts, bool take);
   expected<std::vector<std::string>> query_impl(std::string_view type, std::function<bool(const std::any&)> pred);
+  /// The state of (type, id) after event `seq`, or (time_ms set) at that time.
+  expected<std::any> state_at_impl(std::string_view type, std::string_view id, std::uint64_t seq,
+                                   std::optional<std::int64_t> time_ms);
+  /// Every event of (type, id), decoded, with its metadata.
+  expected<std::vector<std::pair<event_metadata, std::any>>> history_impl(std::string_view type, std::string_view id);
+  template <class A>
+  static expected<typename A::state> typed_state(expected<std::any> s) {
+    if (!s)
+      return std::move(s).error();
+    if (auto* v = std::any_cast<typename A::state>(&*s))
+      return std::move(*v);
+    return cafes::error{errc::type_mismatch, "the state is no state of '" + std::string{A::name} + "'"};
+  }
   std::unique_ptr<impl> impl_;
 };
 
