@@ -201,7 +201,7 @@ struct projection::impl final : RdKafka::RebalanceCb {
         fail(detail::from_kafka(*e, "projection '" + opts.name + "': cannot take its partitions"));
     } else if (err == RdKafka::ERR__REVOKE_PARTITIONS) {
       persistence_log().info("projection {}/{}: {} {}", opts.name, opts.instance,
-                             c->assignment_lost() ? "lost" : "gives up", describe(parts));
+                             c->assignment_lost() ? "lost" : "releases", describe(parts));
       {
         std::lock_guard g{mtx};
         for (auto* tp : parts) {

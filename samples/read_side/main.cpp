@@ -3,7 +3,6 @@
 #include "account.hpp" // the bank sample's account aggregate
 #include "cafes/actors/projection.hpp"
 #include "cafes/runtime/node.hpp"
-
 using namespace cafes;
 
 struct balances final : projection_store { // balances, and beside them the position in each partition
@@ -36,5 +35,6 @@ int main() {
   auto model = std::make_shared<balances>();
   auto p = projection::into_store(n.kafka().value(), o, model).value();
   p->wait_caught_up(std::chrono::seconds{30}).value();
+  p.reset(); // the projection stopped: the model is ours to read
   std::printf("ann has %lld\n", static_cast<long long>(model->rows["ann"]));
 }

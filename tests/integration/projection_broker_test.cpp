@@ -16,11 +16,8 @@ TEST_CASE("an exactly-once projection writes each event once while two instances
   REQUIRE(ensure_topics(cfg, {{out_topic, t.partitions, 1, "delete", {}}}));
   auto j = make_kafka_journal(cfg, t.names.events, t.partitions).value();
   auto transform = [&](const projected_event& e, projection_output& out) -> expected<void> {
-    record r;
-    r.topic = out_topic;
-    r.key = e.topic + "/" + std::to_string(e.partition.value()) + "@" + std::to_string(e.off.value());
-    r.value = e.envelope.id.str();
-    out.send(std::move(r));
+    out.send(out_topic, e.topic + "/" + std::to_string(e.partition.value()) + "@" + std::to_string(e.off.value()),
+             e.envelope.id.str());
     return {};
   };
   auto start = [&](std::string instance) {

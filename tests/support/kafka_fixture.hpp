@@ -33,10 +33,11 @@ inline kafka_config broker_config(journal_mode mode = journal_mode::idempotent) 
   return c;
 }
 
-/// Returns the process-wide embedded cluster (3 brokers), started on first use.
+/// Returns the process-wide embedded cluster (3 brokers), started on first use. It is never
+/// destroyed: its destroy would start at exit, after the sanitizers' wait for the others.
 inline std::shared_ptr<embedded_cluster> shared_embedded() {
-  static auto mc = embedded_cluster::start(3).value();
-  return mc;
+  static auto* mc = new std::shared_ptr<embedded_cluster>(embedded_cluster::start(3).value());
+  return *mc;
 }
 
 /// Returns a config for the shared embedded cluster.

@@ -14,7 +14,8 @@
 
 namespace cafes {
 
-/// The latest record per key of every partition of a compacted topic, read committed: it is
+/// The latest record per key of every partition of a topic (usually a compacted one, whose
+/// brokers keep just that), read committed: it is
 /// restored from the topic's start when opened, then a tail thread keeps it up to date. A
 /// tombstone removes its key.
 class kv_table {

@@ -68,9 +68,9 @@ struct partition_lag {
   std::int64_t lag() const noexcept { return end.value() > position.value() ? end.value() - position.value() : 0; }
 };
 
-/// What a projection did so far.
+/// What a projection did since it started (a reset does not clear it).
 struct projection_stats {
-  std::uint64_t handled = 0;      ///< events the model took (committed)
+  std::uint64_t handled = 0;      ///< events handed to the store or the transform, and committed
   std::uint64_t batches = 0;      ///< store transactions or Kafka transactions committed
   std::uint64_t retries = 0;      ///< handler attempts repeated after a failure
   std::uint64_t dead_letters = 0; ///< records sent to a dead-letter topic
@@ -121,9 +121,15 @@ class projection_store {
 /// transaction that also commits the projection's offsets.
 class projection_output {
  public:
-  /// Adds a record. Its partition: r.partition if >= 0, else partition_for(key) over the
+  /// Adds a record to `topic`, in the partition of its key: partition_for(key) over the
   /// topic's partitions (the journal's partitioner, so that a key keeps its partition number
   /// across topics with as many partitions).
+  void send(std::string topic, std::string key, std::optional<std::string> value, std::vector<header> headers = {}) {
+    records.push_back(record{std::move(topic), partition_id{-1}, offset{-1}, std::move(key), std::move(headers),
+                             std::move(value)});
+  }
+  /// Adds a record as it is: in partition r.partition (a record's default is 0; set -1 for
+  /// the partition of its key, as the other send does).
   void send(record r) { records.push_back(std::move(r)); }
   /// The records added so far.
   std::vector<record> records;
