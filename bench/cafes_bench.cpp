@@ -1,5 +1,6 @@
-// cafes_bench: persist, recovery, memory, hot-aggregate, embedded, hand-off, routing and start-up
+// cafes_bench: persist, recovery, memory, hot-aggregate, embedded, hand-off, routing, projection, metrics and start-up
 // benchmarks, each beside its baseline (raw librdkafka, or local commands) measured in the same run.
+#include <atomic>
 #include <fstream>
 #include <future>
 #include <map>
@@ -18,6 +19,7 @@
 #include "cafes/persistence/partitioner.hpp"
 #include "cafes/persistence/snapshot_store.hpp"
 #include "cafes/persistence/topics.hpp"
+#include "cafes/runtime/metrics.hpp"
 #include "cafes/runtime/node.hpp"
 #include "raw_baseline.hpp"
 #include "projection_bench.hpp"
@@ -715,13 +717,53 @@ void projection(const options& o) {
   }
 }
 
+// 10. Metrics: persist throughput with the node's durations measured and its metrics collected
+// every 100 ms, against the same node type without either, rounds alternating (medians).
+void metrics(const options& o) {
+  const int rounds = o.smoke ? 1 : std::max(o.repeat, 5);
+  std::unique_ptr<cafes::node> nodes[2];
+  for (int i = 0; i < 2; ++i) {
+    auto c = config_of(o.bootstrap, unique_ns(i == 0 ? "metrics-on" : "metrics-off"), cafes::journal_mode::idempotent);
+    c.metrics = i == 0;
+    nodes[i] = cafes::node::start(c).value();
+    nodes[i]->host<counter>(cafes::host_options{.partitions = 12}).value();
+    nodes[i]->wait_ready(std::chrono::seconds{60}).value();
+  }
+  std::atomic<bool> stop{false};
+  std::size_t scrapes = 0, bytes = 0;
+  std::thread scraper{[&] {
+    while (!stop) {
+      bytes = nodes[0]->metrics()->text().size();
+      ++scrapes;
+      std::this_thread::sleep_for(std::chrono::milliseconds{100});
+    }
+  }};
+  std::vector<double> on, off;
+  for (int r = 0; r < rounds; ++r)
+    for (int k = 0; k < 2; ++k) { // the order alternates, so that drift hits both alike
+      const int i = (r + k) % 2;
+      auto res = cafes_loop<counter>(*nodes[i], agg_ids(100), 64, o.seconds, o.warmup);
+      (i == 0 ? on : off).push_back(res.ops_per_s);
+    }
+  stop = true;
+  scraper.join();
+  nlohmann::json params{{"mode", "idempotent"}, {"aggregates", 100}, {"concurrency", 64}, {"rounds", rounds},
+                        {"scrapes", scrapes}, {"exposition_bytes", bytes}};
+  report("metrics", "persist events/s, metrics on", quantile(on, 0.5), "events/s", quantile(off, 0.5), params);
+}
+
 int main(int argc, char** argv) {
   CLI::App app{"cafes benchmarks: every figure beside its baseline from the same run"};
   options o;
   std::string only = "all";
   app.add_option("--bootstrap", o.bootstrap, "the real broker (every benchmark but startup)");
-  app.add_option("--only", only, "persist, recovery, memory, hot, embedded, handoff, routed, projection, startup or all")
-    ->check(CLI::IsMember({"all", "persist", "recovery", "memory", "hot", "embedded", "handoff", "routed", "projection", "startup"}));
+  const std::vector<std::pair<std::string, void (*)(const options&)>> benches{
+    {"persist", persist}, {"recovery", recovery}, {"memory", memory},         {"hot", hot},         {"embedded", embedded},
+    {"handoff", handoff}, {"routed", routed},     {"projection", projection}, {"metrics", metrics}, {"startup", startup}};
+  std::vector<std::string> names{"all"};
+  for (auto& [name, _] : benches)
+    names.push_back(name);
+  app.add_option("--only", only, "one benchmark, or all")->check(CLI::IsMember(names));
   app.add_flag("--verbose", o.verbose, "startup: print each run");
   app.add_option("--runs", o.runs, "startup: nodes started one after another (medians)")->check(CLI::Range(1, 1000));
   app.add_flag("--smoke", o.smoke, "seconds-long run of every benchmark (CI)");
@@ -730,7 +772,7 @@ int main(int argc, char** argv) {
   app.add_option("--in-flight", o.in_flight, "journal batches in flight (persist)")->check(CLI::Range(1, 64));
   app.add_option("--aggregates", o.aggregates, "persist: aggregate counts to measure (routed: the first, per side)");
   app.add_option("--concurrency", o.concurrency, "persist: concurrent commands to measure (routed: the first)");
-  app.add_option("--repeat", o.repeat, "routed: runs per point, local and routed alternating")
+  app.add_option("--repeat", o.repeat, "routed: runs per point, local and routed alternating; metrics: rounds (at least 5)")
     ->check(CLI::Range(1, 100));
   std::string modes = "both";
   app.add_option("--modes", modes, "persist: idempotent, transactional or both")
@@ -748,24 +790,9 @@ int main(int argc, char** argv) {
   spdlog::set_level(spdlog::level::warn);
   std::fprintf(stderr, "%-10s %-28s %14s %-8s %23s  %12s\n", "bench", "metric", "value", "unit", "baseline", "ratio");
   try {
-    if (only == "all" || only == "persist")
-      persist(o);
-    if (only == "all" || only == "recovery")
-      recovery(o);
-    if (only == "all" || only == "memory")
-      memory(o);
-    if (only == "all" || only == "hot")
-      hot(o);
-    if (only == "all" || only == "embedded")
-      embedded(o);
-    if (only == "all" || only == "handoff")
-      handoff(o);
-    if (only == "all" || only == "routed")
-      routed(o);
-    if (only == "all" || only == "projection")
-      projection(o);
-    if (only == "all" || only == "startup")
-      startup(o);
+    for (auto& [name, run] : benches)
+      if (only == "all" || only == name)
+        run(o);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "cafes_bench: %s\n", e.what());
     return 1;

@@ -6,6 +6,8 @@ find_package(PkgConfig REQUIRED)
 find_package(spdlog REQUIRED)
 find_package(nlohmann_json REQUIRED)
 find_package(CLI11 REQUIRED)
+# The metrics' data model and text exposition (node::metrics).
+find_package(prometheus-cpp REQUIRED COMPONENTS core)
 
 # CAF 0.17.6 ships no CMake package: look the files up by hand.
 if(NOT TARGET cafes_caf_core)

@@ -143,8 +143,7 @@ void restart(self_ptr self, const std::string& what) {
   auto& st = self->state;
   actors_log().warn("{}: apply threw on its durable state ({}); it restarts from its snapshot and the journal",
                     describe(*st.ctx, st.id.str()), what);
-  if (st.ctx->cfg.stats)
-    ++st.ctx->cfg.stats->aggregate_restarts;
+  ++st.ctx->cfg.stats->aggregate_restarts;
   st.restart = true;
   catch_up(self);
 }
@@ -269,8 +268,7 @@ void on_persisted(self_ptr self, std::uint64_t gen, std::uint64_t first_seq, per
   st.seq = seq_nr{st.seq.value() + n};
   st.last = r.positions.back().off;
   it->done = true;
-  if (st.ctx->cfg.stats)
-    st.ctx->cfg.stats->events_persisted += n;
+  st.ctx->cfg.stats->events_persisted += n;
   deliver_ready(self);
   if (threw)
     restart(self, *threw);
@@ -298,8 +296,7 @@ std::optional<cafes::error> check_state(const host_context& ctx, const aggregate
 // is written, and the aggregate goes on from its state, which neither touched.
 cafes::error handler_failed(self_ptr self, std::string_view handler, const std::string& what) {
   auto& st = self->state;
-  if (st.ctx->cfg.stats)
-    ++st.ctx->cfg.stats->handler_failures;
+  ++st.ctx->cfg.stats->handler_failures;
   cafes::error e{actor_errc::handler_failed, describe(*st.ctx, st.id.str()) + ": " + std::string{handler} +
                                                " threw: " + what};
   actors_log().warn("{}; the command fails, nothing is written", e.message);
@@ -336,8 +333,7 @@ void pump(self_ptr self) {
       continue;
     }
     if (d.rejection) {
-      if (ctx.cfg.stats)
-        ++ctx.cfg.stats->rejections;
+      ++ctx.cfg.stats->rejections;
       answer(self, w.rp, std::move(d.rejection), {});
       continue;
     }
@@ -410,8 +406,7 @@ void pump(self_ptr self) {
         }
     }
     if (bad) {
-      if (ctx.cfg.stats)
-        ++ctx.cfg.stats->rejections;
+      ++ctx.cfg.stats->rejections;
       answer(self, w.rp, std::move(bad), {});
       continue;
     }

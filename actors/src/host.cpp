@@ -351,6 +351,10 @@ caf::behavior owner_actor(owner_ptr self, detail::context_ptr ctx) {
       return gather<std::vector<owned_partition>, owned_partition>(
         self, [](auto& out, owned_partition& x) { out.push_back(x); }, a);
     },
+    [=](owned_atom a, stats_atom s) {
+      return gather<std::vector<partition_detail>, partition_detail>(
+        self, [](auto& out, partition_detail& x) { out.push_back(x); }, a, s);
+    },
     [=](query_atom q, std::shared_ptr<const std::function<bool(const std::any&)>> pred) {
       return gather<std::vector<std::string>, std::vector<std::string>>(
         self, [](auto& out, std::vector<std::string>& ids) { out.insert(out.end(), ids.begin(), ids.end()); }, q,
@@ -383,6 +387,16 @@ hosted spawn_host(caf::actor_system& sys, host_config cfg) {
     caf::anon_send(h.owner, partitions_msg{h.partitions});
   }
   return h;
+}
+
+std::string_view to_string(partition_phase p) noexcept {
+  switch (p) {
+    case partition_phase::recovering: return "recovering";
+    case partition_phase::ready: return "ready";
+    case partition_phase::failed: return "failed";
+    case partition_phase::releasing: return "releasing";
+  }
+  return "unknown";
 }
 
 } // namespace cafes

@@ -84,8 +84,7 @@ io_actor::behavior_type io_impl(io_actor::pointer, context_ptr ctx, partition_id
         if (!state) {
           // As in recovery: a snapshot that does not decode is counted, and the aggregate is
           // rebuilt from its first event, never loses one.
-          if (ctx->cfg.stats)
-            ++ctx->cfg.stats->corrupt_snapshots;
+          ++ctx->cfg.stats->corrupt_snapshots;
           actors_log().error("snapshot of '{}' does not decode ({}); it restarts from the journal", id,
                              state.error().to_string());
         } else if (state->has_value()) {

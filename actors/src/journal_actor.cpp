@@ -32,7 +32,11 @@ struct journal_state {
   std::shared_ptr<host_stats> stats;
   std::deque<request> pending;
   std::size_t pending_events = 0;
-  std::map<std::uint64_t, std::vector<request>> in_flight; // by batch number
+  struct batch {
+    std::vector<request> reqs;
+    std::chrono::steady_clock::time_point sent;
+  };
+  std::map<std::uint64_t, batch> in_flight; // by batch number
   // Aggregates with a batch in flight: their next requests wait, so that at most one batch
   // per aggregate is ever in flight and a failed batch cannot be overtaken by a later one.
   std::unordered_map<std::string, int> busy;
@@ -96,10 +100,9 @@ void flush(self_ptr self) {
         if (auto& a = st.partitions[static_cast<std::size_t>(p)]) // null: not owned here any more
           self->send(a, batch_sent_msg{st.batch_no + 1});
     }
-    if (st.stats)
-      st.stats->record_batch(batch.size());
+    st.stats->batch_sent(batch.size());
     const auto no = ++st.batch_no;
-    st.in_flight.emplace(no, std::move(reqs));
+    st.in_flight.emplace(no, journal_state::batch{std::move(reqs), st.stats->start()});
     // The callback runs on a journal thread: it only turns the outcome into a message.
     st.j->append(std::move(batch), [hdl = caf::actor{self}, no](append_result r) {
       caf::anon_send(hdl, batch_done{no, std::move(r)});
@@ -121,8 +124,7 @@ void drop_poisoned(journal_state& st) {
       r.taken = true;
     }
   drop_taken(st);
-  if (st.stats)
-    st.stats->backlog = st.pending_events;
+  st.stats->backlog = st.pending_events;
 }
 
 void settle(self_ptr self, std::uint64_t batch, std::vector<request>& reqs, const append_result& res) {
@@ -145,8 +147,7 @@ void settle(self_ptr self, std::uint64_t batch, std::vector<request>& reqs, cons
     }
   }
   if (!failed.empty()) {
-    if (st.stats)
-      ++st.stats->persist_failures;
+    ++st.stats->persist_failures;
     actors_log().warn("journal append of {} requests failed for {} aggregates: {}", reqs.size(), failed.size(),
                       res.err ? res.err->to_string() : std::string{"no error given"});
   }
@@ -229,8 +230,7 @@ caf::behavior journal_actor(self_ptr self, std::shared_ptr<journal> j, batching_
         // refusal of a pipelined aggregate leads to.
         st.poisoned.insert(id);
         drop_poisoned(st);
-        if (st.stats)
-          ++st.stats->overloads;
+        ++st.stats->overloads;
         rp.deliver(persist_res{cafes::error{actor_errc::overloaded,
                                             "the journal backlog holds " + std::to_string(st.pending_events) +
                                                 " events (bound " + std::to_string(st.cfg.max_pending_events) + ")"},
@@ -247,8 +247,7 @@ caf::behavior journal_actor(self_ptr self, std::shared_ptr<journal> j, batching_
       st.pending.push_back(request{id, partition_for(id, st.j->partitions()).value(), last_seq, std::move(req.events),
                                    count, bytes, rp, false});
       flush(self);
-      if (st.stats)
-        st.stats->backlog = st.pending_events;
+      st.stats->backlog = st.pending_events;
       return rp;
     },
     [=](batch_done& done) {
@@ -256,15 +255,15 @@ caf::behavior journal_actor(self_ptr self, std::shared_ptr<journal> j, batching_
       auto it = st.in_flight.find(done.batch);
       if (it == st.in_flight.end())
         return;
-      auto reqs = std::move(it->second);
+      auto reqs = std::move(it->second.reqs);
+      st.stats->batch_done(it->second.sent);
       st.in_flight.erase(it);
       for (auto& r : reqs)
         if (--st.busy[r.id] == 0)
           st.busy.erase(r.id);
       settle(self, done.batch, reqs, done.result);
       flush(self);
-      if (st.stats)
-        st.stats->backlog = st.pending_events;
+      st.stats->backlog = st.pending_events;
     },
     [=](unpoison_msg& m) { self->state.poisoned.erase(m.id); },
     [=](partitions_msg& m) { self->state.partitions = std::move(m.partitions); },
@@ -275,6 +274,8 @@ caf::behavior journal_actor(self_ptr self, std::shared_ptr<journal> j, batching_
 
 caf::actor spawn_journal_actor(caf::actor_system& sys, std::shared_ptr<journal> j, batching_config cfg,
                                std::shared_ptr<host_stats> stats) {
+  if (!stats) // a journal actor always counts, whether or not anyone reads its counters
+    stats = std::make_shared<host_stats>();
   return sys.spawn(journal_actor, std::move(j), cfg, std::move(stats));
 }
 

@@ -84,6 +84,8 @@ struct partition_state {
   bool standby = false;
   bool promote_pending = false; // promoted while a read was in flight: at its end
   bool tail_idle = false;       // waiting for the next tail read (no read in flight)
+  // When the partition was assigned (or its standby promoted): its recovery time counts from it.
+  std::chrono::steady_clock::time_point assigned;
 };
 
 using self_ptr = caf::stateful_actor<partition_state>*;

@@ -87,8 +87,7 @@ void maybe_store_checkpoint(self_ptr self) {
         return;
       }
       s.stored_checkpoint = std::max(s.stored_checkpoint, r.off.value());
-      if (s.ctx->cfg.stats)
-        ++s.ctx->cfg.stats->checkpoints_written;
+      ++s.ctx->cfg.stats->checkpoints_written;
       checkpoint_stored(self, c);
     });
 }
@@ -121,8 +120,7 @@ void stop(partition_state& st, const std::string& id, std::int64_t off, cafes::e
   st.cold.erase(id);
   actors_log().error("{}; partition {}/{} keeps its events from offset {} on (recovery reads from there)",
                      err.to_string(), st.ctx->cfg.journal->topic(), st.p.value(), floor);
-  if (st.ctx->cfg.stats)
-    ++st.ctx->cfg.stats->aggregates_stopped;
+  ++st.ctx->cfg.stats->aggregates_stopped;
   st.stopped.insert_or_assign(id, stopped_entry{floor, std::move(err)});
 }
 
@@ -158,19 +156,16 @@ void stop_aggregates(self_ptr self, const caf::error& reason) {
   auto& st = self->state;
   for (auto& [id, l] : st.live)
     self->send_exit(l.actor, reason);
-  if (st.ctx->cfg.stats)
-    st.ctx->cfg.stats->resident -= st.live.size();
+  st.ctx->cfg.stats->resident -= st.live.size();
   st.live.clear();
 }
 
 // Takes the partition out of host_stats' ready and failed gauges.
 void uncount(partition_state& st) {
-  if (st.ctx->cfg.stats) {
-    if (st.counted == partition_state::counted_ready)
-      --st.ctx->cfg.stats->partitions_ready;
-    else if (st.counted == partition_state::counted_failed)
-      --st.ctx->cfg.stats->partitions_failed;
-  }
+  if (st.counted == partition_state::counted_ready)
+    --st.ctx->cfg.stats->partitions_ready;
+  else if (st.counted == partition_state::counted_failed)
+    --st.ctx->cfg.stats->partitions_failed;
   st.counted = partition_state::uncounted;
 }
 
@@ -251,8 +246,7 @@ void activate(self_ptr self, command_msg& m, caf::response_promise& rp) {
     rp.deliver(command_reply{*st.failure, {}});
     return;
   }
-  if (st.ctx->cfg.stats)
-    ++st.ctx->cfg.stats->commands;
+  ++st.ctx->cfg.stats->commands;
   auto id = aggregate_id::make(m.id);
   if (!id) {
     rp.deliver(command_reply{id.error(), {}});
@@ -277,10 +271,8 @@ void activate(self_ptr self, command_msg& m, caf::response_promise& rp) {
     start.epoch = st.epoch;
     auto a = spawn_aggregate(self, st.ctx, self, std::move(start));
     l = st.live.emplace(m.id, live_entry{a, 0, 0}).first;
-    if (st.ctx->cfg.stats) {
-      ++st.ctx->cfg.stats->activations;
-      ++st.ctx->cfg.stats->resident;
-    }
+    ++st.ctx->cfg.stats->activations;
+    ++st.ctx->cfg.stats->resident;
     evict(self);
   }
   ++l->second.routed;
@@ -352,8 +344,7 @@ void take_back(self_ptr self, passivate_msg& m) {
   if (auto l = st.live.find(m.id); l != st.live.end()) {
     self->send_exit(l->second.actor, caf::exit_reason::user_shutdown);
     st.live.erase(l);
-    if (st.ctx->cfg.stats)
-      --st.ctx->cfg.stats->resident;
+    --st.ctx->cfg.stats->resident;
   }
   if (m.resolved)
     st.cold[m.id] = cold_entry{std::move(m.state), m.seq, m.last, m.dirty ? 1u : 0u, 0};
@@ -366,6 +357,7 @@ caf::behavior partition_actor(self_ptr self, context_ptr ctx, partition_id p, ca
   st.ctx = std::move(ctx);
   st.p = p;
   st.owner = std::move(owner);
+  st.assigned = st.ctx->cfg.stats->start();
   st.io = spawn_io(self, st.ctx, p);
   // Stopping a partition stops its aggregates.
   self->set_exit_handler([=](caf::exit_msg& em) {
@@ -394,8 +386,7 @@ caf::behavior partition_actor(self_ptr self, context_ptr ctx, partition_id p, ca
           return;
         }
         if (s.ready && s.stash.empty()) {
-          if (s.ctx->cfg.stats)
-            ++s.ctx->cfg.stats->throttles;
+          ++s.ctx->cfg.stats->throttles;
           keep_bounded(self);
           maybe_store_checkpoint(self);
         }
@@ -503,16 +494,25 @@ caf::behavior partition_actor(self_ptr self, context_ptr ctx, partition_id p, ca
       auto& s = self->state;
       return owned_partition{s.p.value(), s.epoch, s.ready};
     },
+    [=](owned_atom, stats_atom) {
+      auto& s = self->state;
+      const auto phase = s.releasing ? partition_phase::releasing
+                         : !s.ready  ? partition_phase::recovering
+                         : s.failure ? partition_phase::failed
+                                     : partition_phase::ready;
+      return partition_detail{s.p.value(), s.epoch,       phase,         s.stored_checkpoint, s.end,
+                              s.live.size(), s.cold.size(), s.stopped.size()};
+    },
     [=](snapshot_done_msg& m) {
       auto& s = self->state;
       s.snapshot_requested.erase(m.id);
       if (m.err) {
+        ++s.ctx->cfg.stats->snapshot_failures;
         actors_log().warn("snapshot of '{}' failed: {}", m.id, m.err->to_string());
         if (lost_writer(self))
           return;
       } else {
-        if (s.ctx->cfg.stats)
-          ++s.ctx->cfg.stats->snapshots_written;
+        ++s.ctx->cfg.stats->snapshots_written;
         auto& t = s.tracks[m.id];
         if (t.uncovered >= 0 && t.uncovered <= m.off.value())
           set_uncovered(s, m.id, t.last > m.off.value() ? m.off.value() + 1 : -1);
@@ -540,10 +540,8 @@ caf::behavior partition_actor(self_ptr self, context_ptr ctx, partition_id p, ca
       c = cold_entry{std::move(m.state), m.seq, m.last, 0, 0};
       if (m.dirty) // snapshot on passivation
         save_snapshot(*s.ctx, self, m.id, c.state, c.seq, c.last);
-      if (s.ctx->cfg.stats) {
-        ++s.ctx->cfg.stats->passivations;
-        --s.ctx->cfg.stats->resident;
-      }
+      ++s.ctx->cfg.stats->passivations;
+      --s.ctx->cfg.stats->resident;
     },
     [=](query_atom, std::shared_ptr<const std::function<bool(const std::any&)>> pred)
       -> caf::result<std::vector<std::string>> {

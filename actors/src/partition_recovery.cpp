@@ -8,11 +8,10 @@ namespace cafes::detail::part {
 void finish_recovery(self_ptr self) {
   auto& st = self->state;
   st.ready = true;
-  if (st.ctx->cfg.stats) {
-    st.ctx->cfg.stats->aggregates_recovered += st.cold.size();
-    ++st.ctx->cfg.stats->partitions_ready;
-    st.counted = partition_state::counted_ready;
-  }
+  st.ctx->cfg.stats->recovered(st.assigned);
+  st.ctx->cfg.stats->aggregates_recovered += st.cold.size();
+  ++st.ctx->cfg.stats->partitions_ready;
+  st.counted = partition_state::counted_ready;
   notify_settled(*st.ctx);
   actors_log().debug("partition {}/{} ready: {} aggregates, checkpoint {}, end {}", st.ctx->cfg.journal->topic(),
                     st.p.value(), st.cold.size(), checkpoint(st), st.end);
@@ -46,13 +45,11 @@ void fail_recovery(self_ptr self, cafes::error e) {
   st.standby = false; // a standby promoted meanwhile fails as its owner
   st.failure = cafes::error{actor_errc::recovery_failed, e.to_string()};
   st.ready = true;
-  if (st.ctx->cfg.stats) {
-    if (st.counted == partition_state::counted_ready)
-      --st.ctx->cfg.stats->partitions_ready;
-    if (st.counted != partition_state::counted_failed)
-      ++st.ctx->cfg.stats->partitions_failed;
-    st.counted = partition_state::counted_failed;
-  }
+  if (st.counted == partition_state::counted_ready)
+    --st.ctx->cfg.stats->partitions_ready;
+  if (st.counted != partition_state::counted_failed)
+    ++st.ctx->cfg.stats->partitions_failed;
+  st.counted = partition_state::counted_failed;
   notify_settled(*st.ctx);
   serve_stash(self);
 }
@@ -93,12 +90,10 @@ void on_chunk(self_ptr self, read_result& r) {
     return fail_recovery(self, *r.err);
   if (!r.chunk.end)
     replay(self, r.chunk.next);
-  if (s.ctx->cfg.stats)
-    (s.standby ? s.ctx->cfg.stats->standby_events : s.ctx->cfg.stats->events_replayed) += r.chunk.events.size();
+  (s.standby ? s.ctx->cfg.stats->standby_events : s.ctx->cfg.stats->events_replayed) += r.chunk.events.size();
   for (std::size_t i = 0; i < r.chunk.events.size(); ++i) {
     if (auto ok = replay_one(s, r.chunk.events[i], r.chunk.offsets[i]); !ok) {
-      if (s.ctx->cfg.stats)
-        ++s.ctx->cfg.stats->sequence_errors;
+      ++s.ctx->cfg.stats->sequence_errors;
       return fail_recovery(self, ok.error());
     }
     s.end = r.chunk.offsets[i].value() + 1;
@@ -195,11 +190,9 @@ void scan(self_ptr self) {
         s.tracks[snap.id.str()].last = snap.journal_offset.value();
         s.end = std::max(s.end, snap.journal_offset.value() + 1);
       }
-      if (s.ctx->cfg.stats) {
-        if (!s.standby)
-          s.ctx->cfg.stats->snapshots_read += r.snapshots.size();
-        s.ctx->cfg.stats->corrupt_snapshots += r.corrupt;
-      }
+      if (!s.standby)
+        s.ctx->cfg.stats->snapshots_read += r.snapshots.size();
+      s.ctx->cfg.stats->corrupt_snapshots += r.corrupt;
       // A corrupt snapshot means the checkpoint cannot be trusted for its aggregate: replay
       // the partition from its start (logged above and counted), never lose events.
       std::int64_t from = 0;
@@ -242,8 +235,8 @@ void promote(self_ptr self) {
   st.standby = false;
   st.promote_pending = false;
   st.tail_idle = false;
-  if (st.ctx->cfg.stats)
-    ++st.ctx->cfg.stats->promotions;
+  st.assigned = st.ctx->cfg.stats->start();
+  ++st.ctx->cfg.stats->promotions;
   // As a cold takeover: open the writer first, read the stored mark, claim the next epoch.
   open_writer(self, [=] {
     io_step<mark_result>(

@@ -15,7 +15,9 @@
 #include "cafes/actors/messages.hpp"
 #include "cafes/persistence/group_member.hpp"
 #include "cafes/persistence/logger.hpp"
+#include "cafes/runtime/metrics.hpp"
 #include "history_reader.hpp"
+#include "metrics_families.hpp"
 #include "routing.hpp"
 #include "storage_provider.hpp"
 
@@ -52,6 +54,19 @@ struct reply_once {
       f(command_reply{cafes::error{actor_errc::shutting_down, "the node stopped before the command was answered"}, {}});
   }
 };
+
+// How a command ended, for the node's metrics.
+command_outcome outcome_of(const command_reply& r) {
+  if (!r.err)
+    return command_outcome::ok;
+  if (*r.err == condition::rejected)
+    return command_outcome::rejected;
+  if (*r.err == actor_errc::overloaded)
+    return command_outcome::overloaded;
+  if (*r.err == actor_errc::timeout)
+    return command_outcome::timeout;
+  return command_outcome::failed;
+}
 
 } // namespace
 } // namespace cafes
@@ -124,6 +139,8 @@ struct node::impl {
   std::mutex listener_mtx;
   std::function<void(std::string_view, std::int32_t, bool)> listener;
   std::unique_ptr<detail::routing> routing; // routing between nodes, if on
+  std::shared_ptr<node_metrics> metrics;    // created on first use; detached when the node stops
+  std::mutex metrics_mtx;
   bool stopped = false;
   // Commands of plain C++ callers in flight, for shutdown(): counted from send_command to
   // their callback. Draining refuses new ones.
@@ -232,6 +249,11 @@ void node::stop() {
   }
   if (d.routing)
     d.routing->stop(); // removes the node's directory entry while Kafka is still there
+  {
+    std::lock_guard guard{d.metrics_mtx};
+    if (d.metrics)
+      d.metrics->detach(); // waits for a collection in progress
+  }
   d.stopped = true;
   caf::anon_send_exit(d.client, caf::exit_reason::user_shutdown);
   for (auto& [name, t] : d.types) {
@@ -271,6 +293,7 @@ expected<void> node::host_impl(std::shared_ptr<const aggregate_ops> ops, host_op
   hc.journal = j;
   hc.snapshots = s;
   hc.stats = std::make_shared<host_stats>();
+  hc.stats->timed = d.cfg.metrics;
   hc.node_name = d.cfg.node_name;
   // Events and snapshots are checked against the smaller of the stores' limits, each of
   // which is the smallest of the codec's, the producer's and the topic's.
@@ -321,8 +344,10 @@ void node::send_command(std::string_view type, command_msg m, std::chrono::milli
     impl_->finished();
     return done(command_reply{r.error(), {}});
   }
-  auto once = std::make_shared<reply_once>([this, done = std::move(done)](command_reply rep) {
+  auto stats = impl_->types.find(type)->second.h->stats;
+  auto once = std::make_shared<reply_once>([this, done = std::move(done), stats, since = stats->start()](command_reply rep) {
     impl_->finished(); // first: a caller woken by `done` sees the command no longer in flight
+    stats->command_done(outcome_of(rep), since);
     done(std::move(rep));
   });
   auto counted = [once](command_reply rep) { (*once)(std::move(rep)); };
@@ -431,6 +456,8 @@ expected<void> node::change_ownership(std::string_view type, std::int32_t p, boo
   if (!owner)
     return std::move(owner).error();
   auto& cfg = impl_->cfg;
+  auto& stats = *impl_->types.find(type)->second.h->stats;
+  const auto since = stats.start();
   // A revoke drains persists in flight (each bounded by the delivery timeout), then waits
   // for snapshots, a checkpoint and a commit.
   auto r = take ? ask_owner<bool>(*impl_->sys, *owner, cfg.request_timeout, assign_atom::value, p)
@@ -438,6 +465,7 @@ expected<void> node::change_ownership(std::string_view type, std::int32_t p, boo
                                   revoke_atom::value, p);
   if (!r)
     return std::move(r).error();
+  stats.handed_off(since);
   if (impl_->routing)
     impl_->routing->publish();
   std::lock_guard guard{impl_->listener_mtx};
@@ -644,6 +672,70 @@ expected<kafka_config> node::kafka() const {
   if (impl_->cfg.storage != storage_kind::kafka)
     return error{errc::invalid_argument, "the node keeps its journal in memory: it has no Kafka cluster"};
   return impl_->kafka;
+}
+
+node_readiness node::readiness() const {
+  auto& d = *impl_;
+  if (d.stopped)
+    return {false, "the node is stopped"};
+  if (!joined())
+    return {false, "the node has not joined its group"};
+  for (auto& [name, t] : d.types) {
+    if (!t.j->healthy())
+      return {false, "the journal of '" + name + "' cannot write (a producer failed fatally or a writer was lost)"};
+    auto& st = *t.h->stats;
+    const auto owned = st.partitions_owned.load(), ready = st.partitions_ready.load(), failed = st.partitions_failed.load();
+    if (failed > 0)
+      return {false, std::to_string(failed) + " partition(s) of '" + name + "' stopped on corruption"};
+    if (ready < owned)
+      return {false, std::to_string(owned - ready) + " partition(s) of '" + name + "' recovering"};
+  }
+  return {true, {}};
+}
+
+expected<std::vector<partition_detail>> node::partitions(std::string_view type) {
+  auto owner = router_of(type);
+  if (!owner)
+    return std::move(owner).error();
+  auto r = ask_owner<std::vector<partition_detail>>(*impl_->sys, *owner, impl_->cfg.request_timeout,
+                                                    owned_atom::value, stats_atom::value);
+  if (r)
+    std::sort(r->begin(), r->end(), [](auto& a, auto& b) { return a.partition < b.partition; });
+  return r;
+}
+
+std::shared_ptr<node_metrics> node::metrics() const {
+  auto& d = *impl_;
+  std::lock_guard guard{d.metrics_mtx};
+  if (d.metrics)
+    return d.metrics;
+  // The node part runs under node_metrics' lock, which stop() takes before the node goes.
+  d.metrics = std::make_shared<node_metrics>([this, &d](std::vector<prometheus::MetricFamily>& out) {
+    detail::family_builder b{out};
+    const detail::labels l{{"namespace", d.cfg.ns}};
+    b.gauge("cafes_node_info", "Always 1: the node's name and journal mode in labels",
+            {{"namespace", d.cfg.ns}, {"node", d.cfg.node_name}, {"mode", std::string{to_string(d.cfg.mode)}}}, 1);
+    b.gauge("cafes_node_ready", "1 when every owned partition recovered, no journal is fatal and the node is in its group",
+            l, readiness().ready ? 1 : 0);
+    b.gauge("cafes_node_healthy", "1 while every journal of the node can write", l, healthy() ? 1 : 0);
+    b.gauge("cafes_node_joined", "1 while the node is in its namespace's group (always 1 outside cluster mode)", l,
+            joined() ? 1 : 0);
+    if (d.routing) {
+      auto& c = d.routing->counters();
+      b.counter("cafes_routing_forwarded_total", "Commands sent on towards their partition's owner", l,
+                static_cast<double>(c.forwarded.load()));
+      b.counter("cafes_routing_retries_total", "Routing attempts repeated (no owner known, not_owner, no connection)",
+                l, static_cast<double>(c.retries.load()));
+      b.counter("cafes_routing_received_total", "Frames this node's gateway took from other nodes", l,
+                static_cast<double>(c.received.load()));
+      b.counter("cafes_routing_refused_total", "Frames the gateway refused before any owner saw them", l,
+                static_cast<double>(c.refused.load()));
+    }
+    std::lock_guard types{d.types_mtx};
+    for (auto& [name, t] : d.types)
+      detail::collect_host(b, d.cfg.ns, name, *t.h->stats);
+  });
+  return d.metrics;
 }
 
 bool node::healthy() const noexcept {

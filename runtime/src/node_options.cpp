@@ -66,6 +66,7 @@ void node_config::add_options(CLI::App& app) {
     ->check(CLI::Range(1, 32));
   app.add_option("--max-frame-bytes", max_frame_bytes, "bound on a routed command and its reply")
     ->check(CLI::Range(std::size_t{1024}, std::size_t{1} << 30));
+  app.add_flag("!--no-metrics", metrics, "do not measure durations (the metrics' histograms stay empty)");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
     ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
   app.option_defaults()->always_capture_default(captured);

@@ -12,6 +12,7 @@
 #include "cafes/actors/projection.hpp"
 #include "cafes/persistence/kv_table.hpp"
 #include "cafes/persistence/topics.hpp"
+#include "cafes/runtime/metrics.hpp"
 #include "transfer.hpp"
 
 namespace bank {
@@ -291,6 +292,7 @@ struct read_side::impl {
   std::unique_ptr<cafes::kv_table> owners; // the account state topic, for the join
   std::shared_ptr<sqlite_store> store;
   std::vector<std::pair<std::string, std::unique_ptr<cafes::projection>>> projections;
+  std::vector<cafes::metrics_registration> watches; // each projection's metrics, on the node's
   /// How long the join waits for an account missing from the table.
   std::chrono::milliseconds owner_wait{5'000};
 
@@ -341,7 +343,8 @@ struct read_side::impl {
 read_side::read_side(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
 
 read_side::~read_side() {
-  // The projections first (the join reads the owners table).
+  // Their metrics first, then the projections (the join reads the owners table).
+  impl_->watches.clear();
   for (auto& [_, p] : impl_->projections)
     p.reset();
 }
@@ -361,9 +364,11 @@ expected<std::unique_ptr<read_side>> read_side::start(cafes::node& node, const r
     specs.push_back({enriched_topic(d->ns), o.partitions, o.replication, "delete", {}});
   if (auto ok = cafes::ensure_topics(d->kafka, specs); !ok)
     return std::move(ok).error();
+  // `what` names the projection in errors and in its metrics' label.
   auto add = [&](std::string what, expected<std::unique_ptr<cafes::projection>> p) -> expected<void> {
     if (!p)
       return error{p.error().code, what + ": " + p.error().message};
+    d->watches.push_back(node.metrics()->add(cafes::projection_metrics(what, **p)));
     d->projections.emplace_back(std::move(what), std::move(*p));
     return {};
   };

@@ -17,6 +17,7 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
+#include "cafes/runtime/metrics.hpp"
 #include "saga.hpp"
 
 namespace bank {
@@ -235,12 +236,22 @@ struct http_interface::impl {
         return answer(res, t.error());
       answer(res, transfer_json(*id, *t));
     });
+    // Liveness: the process answers. Restarting it would not help a node that is not ready.
     svr.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
-      // Not ready while a journal cannot write (a fatal producer being replaced).
-      const bool ready = node.healthy();
-      if (!ready)
+      answer(res, nlohmann::json{{"alive", true}, {"healthy", node.healthy()}, {"durable", node.durable()}});
+    });
+    // Readiness: every owned partition recovered, no journal fatal, in the group; else 503.
+    svr.Get("/ready", [this](const httplib::Request&, httplib::Response& res) {
+      auto r = node.readiness();
+      if (!r.ready)
         res.status = 503;
-      answer(res, nlohmann::json{{"ready", ready}, {"durable", node.durable()}});
+      auto j = nlohmann::json{{"ready", r.ready}};
+      if (!r.ready)
+        j["reason"] = r.reason;
+      answer(res, j);
+    });
+    svr.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+      res.set_content(node.metrics()->text(), "text/plain; version=0.0.4; charset=utf-8");
     });
     svr.Get("/stats", [this](const httplib::Request&, httplib::Response& res) { stats(res); });
     // Dead letters re-driven once their cause is fixed, and the read side rebuilt from the start.
@@ -323,11 +334,20 @@ struct http_interface::impl {
                  {"aggregate_restarts", s->aggregate_restarts.load()},
                  {"aggregates_stopped", s->aggregates_stopped.load()},
                  {"resident", s->resident.load()}};
-      // The partitions this node owns, each with its ownership epoch and whether it serves.
+      // The partitions this node owns: epoch, phase, checkpoint, end offset, aggregates.
       auto owned = nlohmann::json::array();
-      if (auto o = node.owned(name))
+      if (auto o = node.partitions(name))
         for (auto& p : *o)
-          owned.push_back({{"partition", p.partition}, {"epoch", p.epoch}, {"ready", p.ready}});
+          owned.push_back({{"partition", p.partition},
+                           {"owner", node.config().node_name},
+                           {"epoch", p.epoch},
+                           {"state", cafes::to_string(p.phase)},
+                           {"ready", p.phase == cafes::partition_phase::ready},
+                           {"checkpoint", p.checkpoint},
+                           {"end", p.end},
+                           {"resident", p.resident},
+                           {"cached", p.cached},
+                           {"stopped", p.stopped}});
       j[name]["owned"] = std::move(owned);
       if (auto* r = reads.load())
         j["read_side"] = r->status();

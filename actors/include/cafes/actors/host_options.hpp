@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string_view>
 
 #include "cafes/persistence/journal.hpp"
 #include "cafes/persistence/snapshot_store.hpp"
@@ -61,6 +62,29 @@ struct owned_partition {
   bool ready = false;         ///< recovered and serving (or stopped on an error)
   /// Compares every field.
   friend bool operator==(const owned_partition&, const owned_partition&) = default;
+};
+
+/// Where an owned partition stands.
+enum class partition_phase {
+  recovering, ///< fencing the old owner, reading snapshots, replaying: commands wait
+  ready,      ///< serving
+  failed,     ///< stopped by corruption (a gap, a record that does not decode): commands fail
+  releasing,  ///< being handed off: commands get not_owner, the partition drains
+};
+
+/// Returns "recovering", "ready", "failed" or "releasing".
+std::string_view to_string(partition_phase p) noexcept;
+
+/// One partition this node owns, in detail, as node::partitions reports it (the bank's /stats).
+struct partition_detail {
+  std::int32_t partition = 0;      ///< the partition's number
+  std::uint64_t epoch = 0;         ///< its ownership epoch; 0 while recovering
+  partition_phase phase = partition_phase::recovering; ///< where it stands
+  std::int64_t checkpoint = 0;     ///< the stored checkpoint: recovery replays from this offset
+  std::int64_t end = 0;            ///< one past the last journal offset the partition has seen
+  std::uint64_t resident = 0;      ///< live aggregate actors
+  std::uint64_t cached = 0;        ///< passivated aggregates whose state it keeps in memory
+  std::uint64_t stopped = 0;       ///< aggregates stopped until fixed (apply threw on a replayed event)
 };
 
 } // namespace cafes

@@ -167,6 +167,8 @@ using scan_atom = caf::atom_constant<caf::atom("scan")>;
 using read_atom = caf::atom_constant<caf::atom("read")>;
 using catchup_atom = caf::atom_constant<caf::atom("catchup")>;
 using checkpt_atom = caf::atom_constant<caf::atom("checkpt")>;
+/// To a partition actor or the owner actor: `owned_atom, stats_atom` asks for the
+/// partition_detail of each owned partition.
 using stats_atom = caf::atom_constant<caf::atom("stats")>;
 using query_atom = caf::atom_constant<caf::atom("query")>;
 /// To a type's owner actor: take partition p (open its writer, recover, serve).
@@ -216,6 +218,8 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cafes::checkpoint_result)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cafes::io_result)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cafes::owned_partition)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<cafes::owned_partition>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cafes::partition_detail)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<cafes::partition_detail>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cafes::error)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cafes::offset)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::shared_ptr<const std::function<bool(const std::any&)>>)

@@ -31,6 +31,13 @@ class App;
 namespace cafes {
 
 struct topic_partition;
+class node_metrics;
+
+/// Whether a node is ready for traffic (node::readiness), and if not, why.
+struct node_readiness {
+  bool ready = false; ///< every owned partition recovered, no journal fatal, in the group
+  std::string reason; ///< why not (empty when ready)
+};
 
 /// Where a node keeps its journal.
 enum class storage_kind {
@@ -62,6 +69,9 @@ struct node_config {
   std::chrono::milliseconds request_timeout{10'000};
   /// The level of the node's logs: trace, debug, info, warn, error or off.
   std::string log_level = "info";
+  /// Whether the node measures durations for its metrics (command, persist, recovery and
+  /// hand-off histograms). Its counters always count; off only to measure what timing costs.
+  bool metrics = true;
   /// Cluster mode: the node joins the consumer group of its namespace, which shares the
   /// partitions of every hosted type among the nodes of the namespace (docs/cluster.md).
   /// It needs a real broker and the transactional journal, which fences a node that lost a
@@ -364,6 +374,21 @@ class node {
   /// is not replaced yet, or a partition's writer is lost and not taken over again yet): the
   /// node is then not ready.
   bool healthy() const noexcept;
+
+  /// Returns whether the node is ready for traffic: every partition it owns has recovered
+  /// (one that stopped on corruption has not), no journal is unable to write (healthy()),
+  /// and, in cluster mode, it is in its group (joined()). A Kubernetes readiness probe.
+  node_readiness readiness() const;
+
+  /// Returns each partition of `type` this node owns, in detail: phase, epoch, stored
+  /// checkpoint, end offset, resident and cached aggregates (the bank's /stats).
+  expected<std::vector<partition_detail>> partitions(std::string_view type);
+
+  /// Returns the node's metrics (docs/operations.md): a prometheus-cpp Collectable for an
+  /// exposer of the application's, with text() for an HTTP handler of its own, and a registry
+  /// for the application's own metrics. Collecting reads the node's counters; nothing is
+  /// measured for it between collections. It may outlive the node (its node part is then empty).
+  std::shared_ptr<node_metrics> metrics() const;
 
   /// Returns the settings of the node's Kafka clients (its brokers, or its embedded cluster),
   /// for the application's own clients on the same cluster, such as projections. Fails with
