@@ -103,14 +103,16 @@ std::shared_ptr<spdlog::logger> named_logger(const char* name) {
   return l;
 }
 
+// Never destroyed: librdkafka's threads may still log while the process exits (a mock
+// cluster destroyed late, for example).
 spdlog::logger& persistence_log() {
-  static const auto log = named_logger("cafes.persistence");
-  return *log;
+  static auto* log = new std::shared_ptr<spdlog::logger>(named_logger("cafes.persistence"));
+  return **log;
 }
 
 spdlog::logger& kafka_log() {
-  static const auto log = named_logger("cafes.kafka");
-  return *log;
+  static auto* log = new std::shared_ptr<spdlog::logger>(named_logger("cafes.kafka"));
+  return **log;
 }
 
 int kafka_syslog_level() noexcept {
