@@ -51,7 +51,7 @@ TEST_CASE("broker: killed and restarted during load, no acknowledged event is lo
   constexpr std::int64_t initial = 1000;
   for (int a = 0; a < accounts; ++a) {
     auto id = "acc-" + std::to_string(a);
-    REQUIRE(n.ask<account>(id, open{"o", 0}, id + ":open"));
+    REQUIRE(n.ask<account>(id, bank::open{"o", 0}, id + ":open"));
     REQUIRE(n.ask<account>(id, deposit{initial, id + ":init"}, id + ":init"));
   }
 
