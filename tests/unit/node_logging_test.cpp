@@ -24,7 +24,7 @@ expected<node_config> parse(std::vector<std::string> args) {
 
 } // namespace
 
-TEST_CASE("--log-format: text by default, json from the command line or the config file", "[node][config][logging]") {
+TEST_CASE("log format option: text by default, json from the command line or the config file", "[node][config][logging]") {
   CHECK(parse({"prog"}).value().log_format == "text");
   CHECK(parse({"prog", "--log-format", "json"}).value().log_format == "json");
   const auto dir = std::filesystem::temp_directory_path() / cafes::test::unique_ns("logcfg");
