@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <map>
@@ -191,7 +192,11 @@ expected<std::shared_ptr<embedded_cluster>> embedded_cluster::start(int brokers)
   auto p = std::make_unique<impl>();
   char err[256];
   auto* conf = rd_kafka_conf_new();
-  rd_kafka_conf_set(conf, "log_level", "3", err, sizeof err);
+  // The mock brokers log through their host, to "cafes.kafka": its warnings and errors (its
+  // notices are noise, such as the host's own lack of bootstrap servers).
+  route_kafka_logs(conf);
+  rd_kafka_conf_set(conf, "client.id", "cafes-embedded-cluster", err, sizeof err);
+  rd_kafka_conf_set(conf, "log_level", std::to_string(std::min(kafka_syslog_level(), 4)).c_str(), err, sizeof err);
   p->host = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
   if (!p->host)
     return error{errc::kafka_error, std::string{"cannot create the mock cluster's host: "} + err};

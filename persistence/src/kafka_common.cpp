@@ -20,6 +20,10 @@ expected<void> set(RdKafka::Conf& conf, const std::string& key, const std::strin
 expected<std::unique_ptr<RdKafka::Conf>> make_conf(const kafka_config& cfg,
                                                    const std::map<std::string, std::string>& overrides) {
   std::unique_ptr<RdKafka::Conf> conf{RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL)};
+  // librdkafka's log lines and errors go to the logger "cafes.kafka", at its level (a
+  // log_level in the overrides or cfg.extra wins). A client with an event callback
+  // (set_events) logs through that instead, to the same logger.
+  route_kafka_logs(conf->c_ptr_global());
   auto servers = cfg.servers();
   if (servers.empty())
     return error{errc::invalid_argument, "no bootstrap servers and no embedded cluster"};
@@ -54,30 +58,30 @@ expected<std::unique_ptr<RdKafka::Conf>> make_conf(const kafka_config& cfg,
 void client_events::event_cb(RdKafka::Event& e) {
   switch (e.type()) {
     case RdKafka::Event::EVENT_ERROR:
-      if (e.fatal()) {
+      if (e.fatal())
         fatal_ = true;
-        persistence_log().error("{} failed fatally: {}: {}", name_, RdKafka::err2str(e.err()), e.str());
-      } else {
-        persistence_log().warn("{}: {}: {}", name_, RdKafka::err2str(e.err()), e.str());
-      }
+      log_kafka_error(name(), e.err(), e.str(), e.fatal());
       break;
     case RdKafka::Event::EVENT_LOG:
-      if (e.severity() <= RdKafka::Event::EVENT_SEVERITY_ERROR)
-        persistence_log().error("{}: {} {}", name_, e.fac(), e.str());
-      else if (e.severity() <= RdKafka::Event::EVENT_SEVERITY_WARNING)
-        persistence_log().warn("{}: {} {}", name_, e.fac(), e.str());
-      else
-        persistence_log().debug("{}: {} {}", name_, e.fac(), e.str());
+      log_kafka_line(name(), e.severity(), e.fac(), e.str());
       break;
     default:
       break;
   }
 }
 
+std::string client_events::name() const {
+  std::lock_guard guard{mtx_};
+  return client_.empty() ? role_ : client_ + " (" + role_ + ")";
+}
+
 expected<void> set_events(RdKafka::Conf& conf, client_events& ev) {
   std::string err;
   if (conf.set("event_cb", &ev, err) != RdKafka::Conf::CONF_OK)
     return error{errc::invalid_argument, "event_cb: " + err};
+  std::string id;
+  if (conf.get("client.id", id) == RdKafka::Conf::CONF_OK)
+    ev.set_client(id);
   return {};
 }
 

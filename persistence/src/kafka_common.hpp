@@ -39,20 +39,30 @@ record to_record(const rd_kafka_message_t* m);
 /// Produces `r` to its topic and partition with `opaque`; owns nothing on failure.
 RdKafka::ErrorCode produce(RdKafka::Producer& p, const record& r, void* opaque);
 
-/// The error and log callback of one librdkafka client: logs go to the persistence logger,
-/// and a fatal error (rd_kafka_fatal_error) raises `fatal`.
+/// The error and log callback of one librdkafka client: its log lines and errors go to the
+/// logger "cafes.kafka" (headed by its client.id and `role`), and a fatal error
+/// (rd_kafka_fatal_error) raises `fatal`.
 class client_events final : public RdKafka::EventCb {
  public:
-  explicit client_events(std::string name) : name_(std::move(name)) {}
+  explicit client_events(std::string role) : role_(std::move(role)) {}
   void event_cb(RdKafka::Event& e) override;
   /// Returns true once the client failed fatally: it must be replaced.
   /// (The handle's fatal_error() says which error, for example ERR__FENCED.)
   bool fatal() const noexcept { return fatal_.load(); }
   /// Forgets a fatal error: the client was replaced.
   void reset() noexcept { fatal_ = false; }
+  /// Names the client in its log lines: "client.id (role)".
+  void set_client(std::string id) {
+    std::lock_guard guard{mtx_};
+    client_ = std::move(id);
+  }
+  /// Returns the name that heads the client's log lines.
+  std::string name() const;
 
  private:
-  std::string name_;
+  std::string role_;
+  mutable std::mutex mtx_;
+  std::string client_;
   std::atomic<bool> fatal_{false};
 };
 

@@ -177,7 +177,15 @@ node::node(node_config cfg) : impl_(std::make_unique<impl>()) {
   detail::caller_thread_guard unpin; // the node may be stopped on another thread
   auto& d = *impl_;
   d.cfg = std::move(cfg);
-  spdlog::set_level(spdlog::level::from_str(d.cfg.log_level));
+  const auto level = spdlog::level::from_str(d.cfg.log_level);
+  if (level == spdlog::level::off && d.cfg.log_level != "off")
+    throw bad_expected_access(cafes::error{errc::invalid_argument, "log level '" + d.cfg.log_level +
+                                                                     "': trace, debug, info, warn, error or off"});
+  spdlog::set_level(level);
+  auto format = parse_log_format(d.cfg.log_format);
+  if (!format)
+    throw bad_expected_access(format.error());
+  set_log_format(*format);
   if (d.cfg.storage == storage_kind::kafka && d.cfg.command_timeout <= d.cfg.delivery_timeout)
     throw bad_expected_access(cafes::error{
       errc::invalid_argument, "the command timeout (" + std::to_string(d.cfg.command_timeout.count()) +
@@ -264,6 +272,7 @@ void node::stop() {
   d.sys.reset();
   d.routing.reset();
   d.types.clear();   // closes the journals and snapshot stores (flushing their producers)
+  flush_logs();      // the repeated lines still counted, as their summaries
 }
 
 expected<void> node::host_impl(std::shared_ptr<const aggregate_ops> ops, host_options opts) {

@@ -69,6 +69,8 @@ void node_config::add_options(CLI::App& app) {
   app.add_flag("!--no-metrics", metrics, "do not measure durations (the metrics' histograms stay empty)");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
     ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
+  app.add_option("--log-format", log_format, "log lines on stderr: text, or json (one object a line)")
+    ->check(CLI::IsMember({"text", "json"}));
   app.option_defaults()->always_capture_default(captured);
 }
 

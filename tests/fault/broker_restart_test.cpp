@@ -1,5 +1,6 @@
 // The real broker is killed and restarted under load: commands fail with errors while it is
-// down, the node serves again afterwards, nothing acknowledged is lost or written twice.
+// down, the node serves again afterwards, nothing acknowledged is lost or written twice, and
+// librdkafka's complaints reach stderr only through cafes's logger "cafes.kafka".
 #include <condition_variable>
 #include <cstdlib>
 #include <map>
@@ -14,6 +15,7 @@
 #include "cafes/runtime/node.hpp"
 #include "journal_contract.hpp"
 #include "saga.hpp"
+#include "stderr_capture.hpp"
 
 using namespace cafes;
 using namespace bank;
@@ -33,6 +35,8 @@ int broker(const std::string& args) {
 
 TEST_CASE("broker: killed and restarted during load, no acknowledged event is lost or duplicated",
           "[fault][broker-restart][broker]") {
+  // Everything the process writes to stderr, librdkafka's own prints included (still passed on).
+  cafes::test::stderr_capture err;
   node_config cfg;
   cfg.bootstrap = cafes::test::bootstrap();
   cfg.ns = cafes::test::unique_ns("brokerkill");
@@ -47,7 +51,7 @@ TEST_CASE("broker: killed and restarted during load, no acknowledged event is lo
   constexpr std::int64_t initial = 1000;
   for (int a = 0; a < accounts; ++a) {
     auto id = "acc-" + std::to_string(a);
-    REQUIRE(n.ask<account>(id, open{"o", 0}, id + ":open"));
+    REQUIRE(n.ask<account>(id, bank::open{"o", 0}, id + ":open"));
     REQUIRE(n.ask<account>(id, deposit{initial, id + ":init"}, id + ":init"));
   }
 
@@ -188,4 +192,15 @@ TEST_CASE("broker: killed and restarted during load, no acknowledged event is lo
     INFO(ref);
     REQUIRE(count == 1); // written once, whatever the retries
   }
+
+  // No raw librdkafka line ("%3|…|FAIL|…") reached stderr: its lines went through the logger
+  // "cafes.kafka" (at the node's level, error here), headed by the client's name.
+  j->reset();
+  n.stop();
+  err.stop();
+  const auto raw = err.raw_librdkafka_lines();
+  for (auto& line : raw)
+    FAIL_CHECK("a raw librdkafka line reached stderr: " << line);
+  const auto routed = err.lines_matching(std::regex{R"(\[cafes\.kafka\] \[error\] cafes-node-1)"});
+  CHECK_FALSE(routed.empty()); // the outage was reported, through cafes.kafka
 }

@@ -10,6 +10,7 @@
 #include <librdkafka/rdkafka_mock.h>
 
 #include "journal_contract.hpp"
+#include "cafes/persistence/logger.hpp"
 #include "kafka_fixture.hpp"
 
 using namespace cafes;
@@ -47,6 +48,7 @@ struct raw_mock {
   raw_mock() {
     char err[256];
     auto* conf = rd_kafka_conf_new();
+    route_kafka_logs(conf);
     rd_kafka_conf_set(conf, "log_level", "3", err, sizeof err);
     host = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
     if (host)

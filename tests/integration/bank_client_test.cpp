@@ -15,6 +15,7 @@
 #include <catch2/catch.hpp>
 #include <librdkafka/rdkafka.h>
 
+#include "cafes/persistence/logger.hpp"
 #include "process.hpp"
 #include "test_env.hpp"
 
@@ -97,6 +98,7 @@ std::string closed_port() {
 std::optional<std::string> topic_config(const std::string& topic, const std::string& name) {
   char err[512];
   auto* conf = rd_kafka_conf_new();
+  cafes::route_kafka_logs(conf);
   rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap().c_str(), err, sizeof err);
   auto* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
   REQUIRE(rk);

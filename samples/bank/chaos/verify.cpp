@@ -116,6 +116,11 @@ void consume_topic(const options& o, const std::string& topic, checker& c, bool 
                    const std::function<void(const rd_kafka_message_t*)>& f) {
   char err[512];
   auto* conf = rd_kafka_conf_new();
+  // librdkafka's lines, under the verifier's name (never its raw "%3|…" lines).
+  rd_kafka_conf_set_log_cb(conf, [](const rd_kafka_t* rk, int level, const char* fac, const char* buf) {
+    std::fprintf(stderr, "bank_chaos_verify: librdkafka %s (level %d) %s: %s\n", rk ? rd_kafka_name(rk) : "-", level,
+                 fac, buf);
+  });
   for (auto [k, v] : {std::pair<const char*, std::string>{"bootstrap.servers", o.bootstrap},
                       {"group.id", "chaos-verify"}, {"enable.auto.commit", "false"},
                       {"enable.partition.eof", "true"},

@@ -72,6 +72,10 @@ struct node_config {
   /// Whether the node measures durations for its metrics (command, persist, recovery and
   /// hand-off histograms). Its counters always count; off only to measure what timing costs.
   bool metrics = true;
+  /// The format of the node's log lines on stderr: "text" (spdlog's pattern) or "json" (one
+  /// JSON object a line: time, level, logger, message). It applies to every cafes logger,
+  /// librdkafka's ("cafes.kafka") included (docs/getting-started.md, Logging).
+  std::string log_format = "text";
   /// Cluster mode: the node joins the consumer group of its namespace, which shares the
   /// partitions of every hosted type among the nodes of the namespace (docs/cluster.md).
   /// It needs a real broker and the transactional journal, which fences a node that lost a
