@@ -10,6 +10,7 @@
 #include <thread>
 
 #include <caf/io/all.hpp>
+#include <caf/openssl/all.hpp>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
@@ -380,7 +381,10 @@ void try_once(forwarder_ptr self, const attempt_ptr& a) {
   if (auto i = st.gateways.find(key); i != st.gateways.end())
     return send_frame(self, a, *e, key, i->second);
   auto bound = std::min(left(*a), st.s.request_timeout);
-  self->request(self->system().middleman().actor_handle(), bound, caf::connect_atom::value, e->host, e->port)
+  // Over TLS, CAF's OpenSSL module connects: both ends present their certificates, and each
+  // refuses the other's unless it chains to its CA.
+  auto mm = st.s.tls ? self->system().openssl_manager().actor_handle() : self->system().middleman().actor_handle();
+  self->request(mm, bound, caf::connect_atom::value, e->host, e->port)
     .then(
       [=](caf::node_id&, caf::strong_actor_ptr& ptr, std::set<std::string>&) {
         if (!ptr)
@@ -392,9 +396,11 @@ void try_once(forwarder_ptr self, const attempt_ptr& a) {
         send_frame(self, a, *e, key, gw);
       },
       [=](caf::error& err) {
-        retry_later(self, a,
-                    cafes::error{actor_errc::unreachable, "cannot reach the gateway of node '" + e->node + "' at " +
-                                                            key + ": " + self->system().render(err)});
+        auto why = "cannot reach the gateway of node '" + e->node + "' at " + key + ": " + self->system().render(err);
+        if (self->state.s.tls)
+          why += " (over TLS: a node whose certificate does not chain to the other's CA, or that does not "
+                 "use TLS, is refused)";
+        retry_later(self, a, cafes::error{actor_errc::unreachable, std::move(why)});
       });
 }
 
@@ -477,8 +483,18 @@ routing::routing(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
 
 routing::~routing() { stop(); }
 
-void routing::configure(caf::actor_system_config& cfg) {
+void routing::configure(caf::actor_system_config& cfg, const std::optional<tls_settings>& tls) {
   cfg.load<caf::io::middleman>();
+  if (tls) {
+    // With all of these set, CAF's OpenSSL module authenticates both ends of every connection
+    // (SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT on both sides). It reads the files
+    // again for each new connection.
+    cfg.openssl_certificate = tls->cert;
+    cfg.openssl_key = tls->key;
+    cfg.openssl_passphrase = tls->passphrase;
+    cfg.openssl_cafile = tls->ca;
+    cfg.load<caf::openssl::manager>();
+  }
   cfg.add_message_type<route_frame>("cafes.route_frame");
   cfg.add_message_type<route_reply>("cafes.route_reply");
 }
@@ -507,7 +523,8 @@ expected<std::unique_ptr<routing>> routing::start(caf::actor_system& sys, const 
   d->gateway = sys.spawn(gateway_actor, d->s, d->counters);
   d->forwarder = sys.spawn(forwarder_actor, d->s, std::shared_ptr<const directory_view>{d->dir}, d->counters);
   const auto& bind = d->s.bind_host.empty() ? d->s.advertise_host : d->s.bind_host;
-  auto port = sys.middleman().publish(d->gateway, d->s.port, bind.c_str(), false);
+  auto port = d->s.tls ? caf::openssl::publish(d->gateway, d->s.port, bind.c_str(), false)
+                       : sys.middleman().publish(d->gateway, d->s.port, bind.c_str(), false);
   if (!port) {
     caf::anon_send_exit(d->gateway, caf::exit_reason::user_shutdown);
     caf::anon_send_exit(d->forwarder, caf::exit_reason::user_shutdown);
@@ -515,8 +532,8 @@ expected<std::unique_ptr<routing>> routing::start(caf::actor_system& sys, const 
                                                     std::to_string(d->s.port) + ": " + sys.render(port.error())};
   }
   d->port = *port;
-  routing_log().info("node '{}': gateway on {}:{} (advertised as {}), directory {}", d->s.node_name, bind, d->port,
-                     d->s.advertise_host, topic);
+  routing_log().info("node '{}': gateway on {}:{}{} (advertised as {}), directory {}", d->s.node_name, bind, d->port,
+                     d->s.tls ? " over TLS" : "", d->s.advertise_host, topic);
   std::unique_ptr<routing> r{new routing(std::move(d))};
   auto* raw = r.get();
   r->impl_->refresher = std::thread{[raw] {
