@@ -134,11 +134,31 @@ struct retry_msg {
   std::shared_ptr<attempt> a;
 };
 
+/// The gateway tells the forwarder of the gateway of a node that connected to it.
+struct peer_msg {
+  std::string node;
+  caf::actor gateway;
+};
+
+/// The gateway learns of the forwarder (spawned after it).
+struct forwarder_msg {
+  caf::actor forwarder;
+};
+
+/// After a forwarder connected to another node's gateway, it sends (hello, its node's name,
+/// its node's gateway): the other node then reaches this one over the same connection, rather
+/// than opening a second connection between the two nodes. CAF's middleman closes such a
+/// redundant connection after its handshake, and over CAF's OpenSSL module, replies sent
+/// after that were lost. Built-in types only, so a gateway that does not know it drops it.
+using hello_atom = caf::atom_constant<caf::atom("cafeshello")>;
+
 } // namespace
 } // namespace cafes::detail
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cafes::detail::type_msg)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cafes::detail::retry_msg)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cafes::detail::peer_msg)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cafes::detail::forwarder_msg)
 
 namespace cafes::detail {
 
@@ -195,6 +215,7 @@ struct gateway_state {
   routing_settings s;
   counters_ptr counters;
   std::map<std::string, type_msg, std::less<>> types;
+  caf::actor forwarder;
 };
 
 // A frame refused before any owner saw it.
@@ -210,6 +231,11 @@ caf::behavior gateway_actor(caf::stateful_actor<gateway_state>* self, routing_se
   self->set_default_handler(caf::drop);
   return {
     [=](type_msg& t) { self->state.types[t.name] = std::move(t); },
+    [=](forwarder_msg& m) { self->state.forwarder = std::move(m.forwarder); },
+    [=](hello_atom, std::string& node, caf::actor& gw) {
+      if (gw && self->state.forwarder && node != self->state.s.node_name)
+        self->send(self->state.forwarder, peer_msg{std::move(node), std::move(gw)});
+    },
     [=](route_frame& f) -> caf::result<route_reply> {
       auto& st = self->state;
       ++st.counters->received;
@@ -283,6 +309,8 @@ struct forwarder_state {
   std::shared_ptr<const directory_view> dir;
   std::map<std::string, type_msg, std::less<>> types;
   std::map<std::string, caf::actor> gateways; // "host:port" -> the gateway found there
+  std::map<std::string, caf::actor> peers;    // node name -> its gateway, from its hello
+  caf::actor own_gateway;                     // sent in the hello after each connect
 };
 
 using forwarder_ptr = caf::stateful_actor<forwarder_state>*;
@@ -380,6 +408,8 @@ void try_once(forwarder_ptr self, const attempt_ptr& a) {
   auto key = e->host + ":" + std::to_string(e->port);
   if (auto i = st.gateways.find(key); i != st.gateways.end())
     return send_frame(self, a, *e, key, i->second);
+  if (auto i = st.peers.find(e->node); i != st.peers.end())
+    return send_frame(self, a, *e, key, i->second); // over the connection that node made
   auto bound = std::min(left(*a), st.s.request_timeout);
   // Over TLS, CAF's OpenSSL module connects: both ends present their certificates, and each
   // refuses the other's unless it chains to its CA.
@@ -393,6 +423,7 @@ void try_once(forwarder_ptr self, const attempt_ptr& a) {
         auto gw = caf::actor_cast<caf::actor>(ptr);
         self->monitor(gw); // a lost connection forgets it (down_msg)
         self->state.gateways[key] = gw;
+        self->send(gw, hello_atom::value, self->state.s.node_name, self->state.own_gateway);
         send_frame(self, a, *e, key, gw);
       },
       [=](caf::error& err) {
@@ -405,7 +436,8 @@ void try_once(forwarder_ptr self, const attempt_ptr& a) {
 }
 
 caf::behavior forwarder_actor(forwarder_ptr self, routing_settings s, std::shared_ptr<const directory_view> dir,
-                              counters_ptr counters) {
+                              counters_ptr counters, caf::actor own_gateway) {
+  self->state.own_gateway = std::move(own_gateway);
   self->state.s = std::move(s);
   self->state.counters = std::move(counters);
   self->state.dir = std::move(dir);
@@ -413,6 +445,9 @@ caf::behavior forwarder_actor(forwarder_ptr self, routing_settings s, std::share
     auto& gws = self->state.gateways;
     for (auto i = gws.begin(); i != gws.end();)
       i = i->second.address() == dm.source ? gws.erase(i) : std::next(i);
+    auto& peers = self->state.peers;
+    for (auto i = peers.begin(); i != peers.end();)
+      i = i->second.address() == dm.source ? peers.erase(i) : std::next(i);
   });
   return {
     [=](type_msg& t) { self->state.types[t.name] = std::move(t); },
@@ -449,6 +484,10 @@ caf::behavior forwarder_actor(forwarder_ptr self, routing_settings s, std::share
       try_once(self, a);
     },
     [=](retry_msg& r) { try_once(self, r.a); },
+    [=](peer_msg& m) {
+      self->monitor(m.gateway);
+      self->state.peers[m.node] = std::move(m.gateway);
+    },
   };
 }
 
@@ -521,7 +560,9 @@ expected<std::unique_ptr<routing>> routing::start(caf::actor_system& sys, const 
     return std::move(table).error();
   d->table = std::move(*table);
   d->gateway = sys.spawn(gateway_actor, d->s, d->counters);
-  d->forwarder = sys.spawn(forwarder_actor, d->s, std::shared_ptr<const directory_view>{d->dir}, d->counters);
+  d->forwarder =
+    sys.spawn(forwarder_actor, d->s, std::shared_ptr<const directory_view>{d->dir}, d->counters, d->gateway);
+  caf::anon_send(d->gateway, forwarder_msg{d->forwarder});
   const auto& bind = d->s.bind_host.empty() ? d->s.advertise_host : d->s.bind_host;
   auto port = d->s.tls ? caf::openssl::publish(d->gateway, d->s.port, bind.c_str(), false)
                        : sys.middleman().publish(d->gateway, d->s.port, bind.c_str(), false);

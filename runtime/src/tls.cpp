@@ -7,7 +7,10 @@
 #include <fstream>
 #include <memory>
 
+#include <openssl/bio.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
@@ -81,15 +84,20 @@ expected<void> check_tls(const tls_settings& s) {
     return cafes::error{errc::invalid_argument, "cannot create an OpenSSL context: " + ssl_errors()};
   if (SSL_CTX_use_certificate_chain_file(ctx.get(), s.cert.c_str()) != 1)
     return bad("--tls-cert", s.cert, "is not a usable PEM certificate: " + ssl_errors());
-  SSL_CTX_set_default_passwd_cb(ctx.get(), passphrase_cb);
-  SSL_CTX_set_default_passwd_cb_userdata(ctx.get(), const_cast<std::string*>(&s.passphrase));
-  if (SSL_CTX_use_PrivateKey_file(ctx.get(), s.key.c_str(), SSL_FILETYPE_PEM) != 1)
+  // The key alone first, so that a key that does not load and a key of another certificate
+  // get messages of their own.
+  std::unique_ptr<BIO, decltype(&BIO_free)> in{BIO_new_file(s.key.c_str(), "r"), &BIO_free};
+  std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> pkey{
+    in ? PEM_read_bio_PrivateKey(in.get(), nullptr, passphrase_cb, const_cast<std::string*>(&s.passphrase))
+       : nullptr,
+    &EVP_PKEY_free};
+  if (!pkey)
     return bad("--tls-key", s.key,
                std::string{"is not a usable PEM private key"} +
                  (s.passphrase.empty() ? " (an encrypted key needs --tls-key-passphrase-file)"
                                        : " (or the passphrase is wrong)") +
                  ": " + ssl_errors());
-  if (SSL_CTX_check_private_key(ctx.get()) != 1)
+  if (SSL_CTX_use_PrivateKey(ctx.get(), pkey.get()) != 1 || SSL_CTX_check_private_key(ctx.get()) != 1)
     return bad("--tls-key", s.key, "does not match the certificate in --tls-cert '" + s.cert + "': " + ssl_errors());
   if (SSL_CTX_load_verify_locations(ctx.get(), s.ca.c_str(), nullptr) != 1)
     return bad("--tls-ca", s.ca, "holds no usable PEM CA certificate: " + ssl_errors());

@@ -269,10 +269,10 @@ TEST_CASE("two nodes with certificates of one CA route commands to each other ov
   auto a = c.start("node-a", "node-a", {0, 1});
   auto b = c.start("node-b", "node-b", {2}); // its key is encrypted
   const auto id = id_in(2);
-  CHECK(a->ask<account>(id, open{"ann", 0}).value() == 0);
+  CHECK(a->ask<account>(id, bank::open{"ann", 0}).value() == 0);
   CHECK(a->ask<account>(id, deposit{50, "d1"}).value() == 50);
   CHECK(b->ask<account>(id, get_balance{}).value() == 50);
-  CHECK(b->ask<account>(id_in(0), open{"bob", 0}).value() == 0); // and the way back
+  CHECK(b->ask<account>(id_in(0), bank::open{"bob", 0}).value() == 0); // and the way back
   CHECK(a->routing_counters().forwarded == 2);
   CHECK(b->routing_counters().received == 2);
   CHECK(a->routing_counters().received == 1);
@@ -289,15 +289,15 @@ TEST_CASE("a node whose certificate another CA signed can neither route to the T
   auto b = c.start("node-b", "node-b", {2});
   // The rogue trusts the nodes' CA, and claims partition 3 in the directory.
   auto rogue = c.start("rogue", "rogue", {3});
-  auto from_rogue = rogue->ask_async<account>(id_in(2), open{"eve", 0});
-  auto to_rogue = a->ask_async<account>(id_in(3), open{"ann", 0});
+  auto from_rogue = rogue->ask_async<account>(id_in(2), bank::open{"eve", 0});
+  auto to_rogue = a->ask_async<account>(id_in(3), bank::open{"ann", 0});
   check_refused(from_rogue.get());
   check_refused(to_rogue.get());
   CHECK(b->routing_counters().received == 0); // no frame of the rogue got in
   CHECK(rogue->routing_counters().received == 0);
   CHECK(b->stats("account")->events_persisted.load() == 0);
   // The TLS nodes route on between themselves.
-  CHECK(a->ask<account>(id_in(2), open{"ann", 0}).value() == 0);
+  CHECK(a->ask<account>(id_in(2), bank::open{"ann", 0}).value() == 0);
   CHECK(b->routing_counters().received == 1);
 }
 
@@ -305,8 +305,8 @@ TEST_CASE("a node without TLS and a TLS node cannot route to each other", "[rout
   tls_cluster c;
   auto a = c.start("node-a", "node-a", {0, 1});
   auto plain = c.start("plain", "", {2});
-  auto from_tls = a->ask_async<account>(id_in(2), open{"ann", 0});
-  auto from_plain = plain->ask_async<account>(id_in(0), open{"bob", 0});
+  auto from_tls = a->ask_async<account>(id_in(2), bank::open{"ann", 0});
+  auto from_plain = plain->ask_async<account>(id_in(0), bank::open{"bob", 0});
   check_refused(from_tls.get());
   auto r = from_plain.get();
   REQUIRE(!r);
@@ -316,3 +316,4 @@ TEST_CASE("a node without TLS and a TLS node cannot route to each other", "[rout
   CHECK(a->stats("account")->events_persisted.load() == 0);
   CHECK(plain->stats("account")->events_persisted.load() == 0);
 }
+
