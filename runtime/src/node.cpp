@@ -99,9 +99,12 @@ expected<std::optional<detail::tls_settings>> tls_of(const node_config& c, bool 
                           {"--tls-ca", &c.tls_ca}})
     if (v->empty())
       missing += std::string{missing.empty() ? "" : " and "} + name;
-  if (!missing.empty())
+  if (!missing.empty()) {
+    const bool several = missing.find(" and ") != std::string::npos;
     return cafes::error{errc::invalid_argument, "TLS between nodes needs --tls-cert, --tls-key and --tls-ca "
-                                                "together: " + missing + (missing.find(" and ") != std::string::npos ? " are" : " is") + " missing"};
+                                                "together: " +
+                                                  missing + (several ? " are" : " is") + " missing"};
+  }
   if (!routing)
     return cafes::error{errc::invalid_argument, "TLS between nodes (--tls-cert, --tls-key, --tls-ca) needs routing "
                                                 "(cluster mode or --routing)"};

@@ -263,7 +263,7 @@ TEST_CASE("TLS between nodes: all three files or none, each file loads, the cert
   CHECK(parsed.tls_key_passphrase_file == "a.pass");
 }
 
-TEST_CASE("two nodes with certificates of one CA route commands to each other over TLS; a plain client is refused",
+TEST_CASE("two nodes with certificates of one CA route commands to each other over TLS, and a plain client is refused",
           "[routing][tls]") {
   tls_cluster c;
   auto a = c.start("node-a", "node-a", {0, 1});
