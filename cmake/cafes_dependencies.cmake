@@ -8,17 +8,22 @@ find_package(nlohmann_json REQUIRED)
 find_package(CLI11 REQUIRED)
 # The metrics' data model and text exposition (node::metrics).
 find_package(prometheus-cpp REQUIRED COMPONENTS core)
+find_package(OpenSSL REQUIRED)
 
 # CAF 0.17.6 ships no CMake package: look the files up by hand.
 if(NOT TARGET cafes_caf_core)
   find_path(CAF_INCLUDE_DIR caf/all.hpp REQUIRED)
   find_library(CAF_CORE_LIB caf_core REQUIRED)
   find_library(CAF_IO_LIB caf_io REQUIRED)
+  find_library(CAF_OPENSSL_LIB caf_openssl REQUIRED)
   add_library(cafes_caf_core INTERFACE IMPORTED GLOBAL)
   target_include_directories(cafes_caf_core INTERFACE ${CAF_INCLUDE_DIR})
   target_link_libraries(cafes_caf_core INTERFACE ${CAF_CORE_LIB} Threads::Threads)
   add_library(cafes_caf_io INTERFACE IMPORTED GLOBAL)
   target_link_libraries(cafes_caf_io INTERFACE ${CAF_IO_LIB} cafes_caf_core)
+  # TLS between nodes: CAF's OpenSSL module, and OpenSSL itself (its headers include OpenSSL's).
+  add_library(cafes_caf_openssl INTERFACE IMPORTED GLOBAL)
+  target_link_libraries(cafes_caf_openssl INTERFACE ${CAF_OPENSSL_LIB} cafes_caf_io OpenSSL::SSL OpenSSL::Crypto)
 endif()
 
 # librdkafka 2.0.2 ships only pkg-config files.

@@ -9,7 +9,7 @@ set -euo pipefail
 packages=(
   g++ cmake ninja-build pkg-config
   libcaf-dev librdkafka-dev libmsgpack-cxx-dev libspdlog-dev catch2 libcli11-dev
-  nlohmann-json3-dev libcpp-httplib-dev libbenchmark-dev libsqlite3-dev
+  nlohmann-json3-dev libcpp-httplib-dev libbenchmark-dev libsqlite3-dev libssl-dev openssl
   prometheus-cpp-dev prometheus
   kcat openjdk-17-jre-headless maven doxygen
 )

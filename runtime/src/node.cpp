@@ -97,6 +97,44 @@ caf::behavior client_actor(caf::event_based_actor* self) {
   };
 }
 
+// The TLS files of routing between nodes (none: plain TCP), checked: all three options or
+// none, files that load, a key that matches, a certificate that chains to the CA.
+expected<std::optional<detail::tls_settings>> tls_of(const node_config& c, bool routing) {
+  const bool any = !c.tls_cert.empty() || !c.tls_key.empty() || !c.tls_ca.empty();
+  if (!any) {
+    if (!c.tls_key_passphrase_file.empty())
+      return cafes::error{errc::invalid_argument,
+                          "--tls-key-passphrase-file is set, but TLS between nodes is not (--tls-cert, --tls-key "
+                          "and --tls-ca)"};
+    return std::optional<detail::tls_settings>{};
+  }
+  std::string missing;
+  for (auto& [name, v] : {std::pair<const char*, const std::string*>{"--tls-cert", &c.tls_cert},
+                          {"--tls-key", &c.tls_key},
+                          {"--tls-ca", &c.tls_ca}})
+    if (v->empty())
+      missing += std::string{missing.empty() ? "" : " and "} + name;
+  if (!missing.empty()) {
+    const bool several = missing.find(" and ") != std::string::npos;
+    return cafes::error{errc::invalid_argument, "TLS between nodes needs --tls-cert, --tls-key and --tls-ca "
+                                                "together: " +
+                                                  missing + (several ? " are" : " is") + " missing"};
+  }
+  if (!routing)
+    return cafes::error{errc::invalid_argument, "TLS between nodes (--tls-cert, --tls-key, --tls-ca) needs routing "
+                                                "(cluster mode or --routing)"};
+  detail::tls_settings t{c.tls_cert, c.tls_key, c.tls_ca, {}};
+  if (!c.tls_key_passphrase_file.empty()) {
+    auto p = detail::read_passphrase_file(c.tls_key_passphrase_file);
+    if (!p)
+      return p.error();
+    t.passphrase = std::move(*p);
+  }
+  if (auto ok = detail::check_tls(t); !ok)
+    return ok.error();
+  return std::optional<detail::tls_settings>{std::move(t)};
+}
+
 struct system_config : caf::actor_system_config {
   explicit system_config(std::size_t threads) {
     // Work stealing lets idle workers sleep up to 10 ms before they look for work again,
@@ -216,20 +254,23 @@ node::node(node_config cfg) : impl_(std::make_unique<impl>()) {
     throw bad_expected_access(cafes::error{errc::invalid_argument, "routing between nodes needs Kafka storage "
                                                                    "(a broker or the embedded cluster): the nodes "
                                                                    "find each other through the directory topic"});
+  auto tls = tls_of(d.cfg, routing);
+  if (!tls)
+    throw bad_expected_access(tls.error());
   auto storage = detail::choose_storage(d.cfg, d.kafka);
   if (!storage)
     throw bad_expected_access(storage.error());
   d.storage = std::move(*storage);
   d.sys_cfg = std::make_unique<system_config>(d.cfg.threads);
   if (routing)
-    detail::routing::configure(*d.sys_cfg);
+    detail::routing::configure(*d.sys_cfg, *tls);
   d.sys = std::make_unique<caf::actor_system>(*d.sys_cfg);
   d.client = d.sys->spawn(client_actor);
   if (routing) {
     auto r = detail::routing::start(*d.sys, d.kafka,
                                     {d.cfg.ns, d.cfg.node_name, d.cfg.advertise_host, d.cfg.gateway_bind,
                                      d.cfg.gateway_port, d.cfg.directory_replication, d.cfg.max_frame_bytes,
-                                     d.cfg.command_timeout, d.cfg.request_timeout});
+                                     d.cfg.command_timeout, d.cfg.request_timeout, tls->has_value()});
     if (!r) {
       caf::anon_send_exit(d.client, caf::exit_reason::user_shutdown);
       throw bad_expected_access(r.error());

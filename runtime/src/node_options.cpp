@@ -66,6 +66,12 @@ void node_config::add_options(CLI::App& app) {
     ->check(CLI::Range(1, 32));
   app.add_option("--max-frame-bytes", max_frame_bytes, "bound on a routed command and its reply")
     ->check(CLI::Range(std::size_t{1024}, std::size_t{1} << 30));
+  app.add_option("--tls-cert", tls_cert,
+                 "TLS between nodes: PEM file of this node's certificate (with --tls-key and --tls-ca)");
+  app.add_option("--tls-key", tls_key, "TLS between nodes: PEM file of the certificate's private key");
+  app.add_option("--tls-ca", tls_ca, "TLS between nodes: PEM file of the CA every node's certificate chains to");
+  app.add_option("--tls-key-passphrase-file", tls_key_passphrase_file,
+                 "TLS between nodes: file whose first line is the passphrase of an encrypted --tls-key");
   app.add_flag("!--no-metrics", metrics, "do not measure durations (the metrics' histograms stay empty)");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
     ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));

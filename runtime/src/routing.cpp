@@ -10,6 +10,7 @@
 #include <thread>
 
 #include <caf/io/all.hpp>
+#include <caf/openssl/all.hpp>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
@@ -133,11 +134,31 @@ struct retry_msg {
   std::shared_ptr<attempt> a;
 };
 
+/// The gateway tells the forwarder of the gateway of a node that connected to it.
+struct peer_msg {
+  std::string node;
+  caf::actor gateway;
+};
+
+/// The gateway learns of the forwarder (spawned after it).
+struct forwarder_msg {
+  caf::actor forwarder;
+};
+
+/// After a forwarder connected to another node's gateway, it sends (hello, its node's name,
+/// its node's gateway): the other node then reaches this one over the same connection, rather
+/// than opening a second connection between the two nodes. CAF's middleman closes such a
+/// redundant connection after its handshake, and over CAF's OpenSSL module, replies sent
+/// after that were lost. Built-in types only, so a gateway that does not know it drops it.
+using hello_atom = caf::atom_constant<caf::atom("cafeshello")>;
+
 } // namespace
 } // namespace cafes::detail
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cafes::detail::type_msg)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cafes::detail::retry_msg)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cafes::detail::peer_msg)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cafes::detail::forwarder_msg)
 
 namespace cafes::detail {
 
@@ -194,6 +215,7 @@ struct gateway_state {
   routing_settings s;
   counters_ptr counters;
   std::map<std::string, type_msg, std::less<>> types;
+  caf::actor forwarder;
 };
 
 // A frame refused before any owner saw it.
@@ -209,6 +231,11 @@ caf::behavior gateway_actor(caf::stateful_actor<gateway_state>* self, routing_se
   self->set_default_handler(caf::drop);
   return {
     [=](type_msg& t) { self->state.types[t.name] = std::move(t); },
+    [=](forwarder_msg& m) { self->state.forwarder = std::move(m.forwarder); },
+    [=](hello_atom, std::string& node, caf::actor& gw) {
+      if (gw && self->state.forwarder && node != self->state.s.node_name)
+        self->send(self->state.forwarder, peer_msg{std::move(node), std::move(gw)});
+    },
     [=](route_frame& f) -> caf::result<route_reply> {
       auto& st = self->state;
       ++st.counters->received;
@@ -282,6 +309,8 @@ struct forwarder_state {
   std::shared_ptr<const directory_view> dir;
   std::map<std::string, type_msg, std::less<>> types;
   std::map<std::string, caf::actor> gateways; // "host:port" -> the gateway found there
+  std::map<std::string, caf::actor> peers;    // node name -> its gateway, from its hello
+  caf::actor own_gateway;                     // sent in the hello after each connect
 };
 
 using forwarder_ptr = caf::stateful_actor<forwarder_state>*;
@@ -379,8 +408,13 @@ void try_once(forwarder_ptr self, const attempt_ptr& a) {
   auto key = e->host + ":" + std::to_string(e->port);
   if (auto i = st.gateways.find(key); i != st.gateways.end())
     return send_frame(self, a, *e, key, i->second);
+  if (auto i = st.peers.find(e->node); i != st.peers.end())
+    return send_frame(self, a, *e, key, i->second); // over the connection that node made
   auto bound = std::min(left(*a), st.s.request_timeout);
-  self->request(self->system().middleman().actor_handle(), bound, caf::connect_atom::value, e->host, e->port)
+  // Over TLS, CAF's OpenSSL module connects: both ends present their certificates, and each
+  // refuses the other's unless it chains to its CA.
+  auto mm = st.s.tls ? self->system().openssl_manager().actor_handle() : self->system().middleman().actor_handle();
+  self->request(mm, bound, caf::connect_atom::value, e->host, e->port)
     .then(
       [=](caf::node_id&, caf::strong_actor_ptr& ptr, std::set<std::string>&) {
         if (!ptr)
@@ -389,17 +423,21 @@ void try_once(forwarder_ptr self, const attempt_ptr& a) {
         auto gw = caf::actor_cast<caf::actor>(ptr);
         self->monitor(gw); // a lost connection forgets it (down_msg)
         self->state.gateways[key] = gw;
+        self->send(gw, hello_atom::value, self->state.s.node_name, self->state.own_gateway);
         send_frame(self, a, *e, key, gw);
       },
       [=](caf::error& err) {
-        retry_later(self, a,
-                    cafes::error{actor_errc::unreachable, "cannot reach the gateway of node '" + e->node + "' at " +
-                                                            key + ": " + self->system().render(err)});
+        auto why = "cannot reach the gateway of node '" + e->node + "' at " + key + ": " + self->system().render(err);
+        if (self->state.s.tls)
+          why += " (over TLS: a node whose certificate does not chain to the other's CA, or that does not "
+                 "use TLS, is refused)";
+        retry_later(self, a, cafes::error{actor_errc::unreachable, std::move(why)});
       });
 }
 
 caf::behavior forwarder_actor(forwarder_ptr self, routing_settings s, std::shared_ptr<const directory_view> dir,
-                              counters_ptr counters) {
+                              counters_ptr counters, caf::actor own_gateway) {
+  self->state.own_gateway = std::move(own_gateway);
   self->state.s = std::move(s);
   self->state.counters = std::move(counters);
   self->state.dir = std::move(dir);
@@ -407,6 +445,9 @@ caf::behavior forwarder_actor(forwarder_ptr self, routing_settings s, std::share
     auto& gws = self->state.gateways;
     for (auto i = gws.begin(); i != gws.end();)
       i = i->second.address() == dm.source ? gws.erase(i) : std::next(i);
+    auto& peers = self->state.peers;
+    for (auto i = peers.begin(); i != peers.end();)
+      i = i->second.address() == dm.source ? peers.erase(i) : std::next(i);
   });
   return {
     [=](type_msg& t) { self->state.types[t.name] = std::move(t); },
@@ -443,6 +484,10 @@ caf::behavior forwarder_actor(forwarder_ptr self, routing_settings s, std::share
       try_once(self, a);
     },
     [=](retry_msg& r) { try_once(self, r.a); },
+    [=](peer_msg& m) {
+      self->monitor(m.gateway);
+      self->state.peers[m.node] = std::move(m.gateway);
+    },
   };
 }
 
@@ -477,8 +522,18 @@ routing::routing(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
 
 routing::~routing() { stop(); }
 
-void routing::configure(caf::actor_system_config& cfg) {
+void routing::configure(caf::actor_system_config& cfg, const std::optional<tls_settings>& tls) {
   cfg.load<caf::io::middleman>();
+  if (tls) {
+    // With all of these set, CAF's OpenSSL module authenticates both ends of every connection
+    // (SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT on both sides). It reads the files
+    // again for each new connection.
+    cfg.openssl_certificate = tls->cert;
+    cfg.openssl_key = tls->key;
+    cfg.openssl_passphrase = tls->passphrase;
+    cfg.openssl_cafile = tls->ca;
+    cfg.load<caf::openssl::manager>();
+  }
   cfg.add_message_type<route_frame>("cafes.route_frame");
   cfg.add_message_type<route_reply>("cafes.route_reply");
 }
@@ -505,9 +560,12 @@ expected<std::unique_ptr<routing>> routing::start(caf::actor_system& sys, const 
     return std::move(table).error();
   d->table = std::move(*table);
   d->gateway = sys.spawn(gateway_actor, d->s, d->counters);
-  d->forwarder = sys.spawn(forwarder_actor, d->s, std::shared_ptr<const directory_view>{d->dir}, d->counters);
+  d->forwarder =
+    sys.spawn(forwarder_actor, d->s, std::shared_ptr<const directory_view>{d->dir}, d->counters, d->gateway);
+  caf::anon_send(d->gateway, forwarder_msg{d->forwarder});
   const auto& bind = d->s.bind_host.empty() ? d->s.advertise_host : d->s.bind_host;
-  auto port = sys.middleman().publish(d->gateway, d->s.port, bind.c_str(), false);
+  auto port = d->s.tls ? caf::openssl::publish(d->gateway, d->s.port, bind.c_str(), false)
+                       : sys.middleman().publish(d->gateway, d->s.port, bind.c_str(), false);
   if (!port) {
     caf::anon_send_exit(d->gateway, caf::exit_reason::user_shutdown);
     caf::anon_send_exit(d->forwarder, caf::exit_reason::user_shutdown);
@@ -515,8 +573,8 @@ expected<std::unique_ptr<routing>> routing::start(caf::actor_system& sys, const 
                                                     std::to_string(d->s.port) + ": " + sys.render(port.error())};
   }
   d->port = *port;
-  routing_log().info("node '{}': gateway on {}:{} (advertised as {}), directory {}", d->s.node_name, bind, d->port,
-                     d->s.advertise_host, topic);
+  routing_log().info("node '{}': gateway on {}:{}{} (advertised as {}), directory {}", d->s.node_name, bind, d->port,
+                     d->s.tls ? " over TLS" : "", d->s.advertise_host, topic);
   std::unique_ptr<routing> r{new routing(std::move(d))};
   auto* raw = r.get();
   r->impl_->refresher = std::thread{[raw] {

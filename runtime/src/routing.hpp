@@ -14,6 +14,7 @@
 
 #include "cafes/actors/host.hpp"
 #include "cafes/persistence/kafka_config.hpp"
+#include "tls.hpp"
 
 namespace cafes::detail {
 
@@ -39,6 +40,7 @@ struct routing_settings {
   std::size_t max_frame_bytes = 1 << 20;
   std::chrono::milliseconds command_timeout{15'000};
   std::chrono::milliseconds request_timeout{10'000};
+  bool tls = false; ///< the gateway is published, and other gateways reached, over TLS
 };
 
 /// What routing did so far.
@@ -55,7 +57,9 @@ struct routing_counters {
 class routing {
  public:
   /// Loads the middleman and registers the frame types; before the actor system starts.
-  static void configure(caf::actor_system_config& cfg);
+  /// With `tls`, also loads CAF's OpenSSL module with those files (checked by check_tls):
+  /// then routing_settings::tls must be set.
+  static void configure(caf::actor_system_config& cfg, const std::optional<tls_settings>& tls);
 
   /// Creates the directory topic if missing, starts its tail, publishes the gateway.
   static expected<std::unique_ptr<routing>> start(caf::actor_system& sys, const kafka_config& kafka,

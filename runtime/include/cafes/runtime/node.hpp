@@ -95,6 +95,19 @@ struct node_config {
   std::int16_t directory_replication = 1;   ///< replication factor of the directory topic
   /// Bound on a routed command's frame and on its reply (both ends check it).
   std::size_t max_frame_bytes = default_max_event_bytes;
+  /// TLS between nodes (docs/cluster.md, "TLS between nodes"): a PEM file with this node's
+  /// certificate, followed by any intermediate CA certificates. Set tls_cert, tls_key and
+  /// tls_ca together (or none): then the gateway accepts, and the forwarder makes, only TLS
+  /// connections on which both ends present a certificate that chains to tls_ca. Needs
+  /// routing. The files are checked at start and read again for each new connection.
+  std::string tls_cert{};
+  std::string tls_key{}; ///< TLS between nodes: a PEM file with the private key of tls_cert
+  /// TLS between nodes: a PEM file with the CA certificates that every node's certificate
+  /// (this node's too) must chain to.
+  std::string tls_ca{};
+  /// TLS between nodes: a file whose first line is the passphrase of an encrypted tls_key;
+  /// empty: the key is not encrypted.
+  std::string tls_key_passphrase_file{};
   /// Tests: the embedded cluster to run on (shared by several nodes of one process) instead
   /// of starting one, when no bootstrap is set.
   std::shared_ptr<embedded_cluster> embedded{};
