@@ -147,6 +147,26 @@ void log_kafka_error(const rd_kafka_t* rk, int err, const char* reason) {
   detail::log_kafka_error(client_name(rk), err, why, fatal);
 }
 
+namespace {
+
+std::atomic<std::uint64_t> producer_errors{0}, consumer_errors{0}, fatal_errors{0};
+
+// A client's name says its kind: librdkafka's handles are "<client.id>#producer-N" or
+// "#consumer-N"; cafes's event-callback clients name their role ("table writer", ...).
+void count_kafka_error(std::string_view client, bool fatal) {
+  const bool producer = client.find("producer") != std::string_view::npos || client.find("writer") != std::string_view::npos;
+  (producer ? producer_errors : consumer_errors).fetch_add(1, std::memory_order_relaxed);
+  if (fatal)
+    fatal_errors.fetch_add(1, std::memory_order_relaxed);
+}
+
+} // namespace
+
+kafka_error_counts kafka_errors() noexcept {
+  return {producer_errors.load(std::memory_order_relaxed), consumer_errors.load(std::memory_order_relaxed),
+          fatal_errors.load(std::memory_order_relaxed)};
+}
+
 void flush_logs() {
   pipeline::get().sink->close_windows();
 }
@@ -165,6 +185,7 @@ void log_kafka_line(std::string_view client, int level, std::string_view fac, st
 }
 
 void log_kafka_error(std::string_view client, int err, std::string_view reason, bool fatal) {
+  count_kafka_error(client, fatal);
   auto& log = kafka_log();
   const auto lvl = fatal ? spdlog::level::err : spdlog::level::warn;
   if (!log.should_log(lvl))

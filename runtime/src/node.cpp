@@ -770,6 +770,13 @@ std::shared_ptr<node_metrics> node::metrics() const {
     b.gauge("cafes_node_healthy", "1 while every journal of the node can write", l, healthy() ? 1 : 0);
     b.gauge("cafes_node_joined", "1 while the node is in its namespace's group (always 1 outside cluster mode)", l,
             joined() ? 1 : 0);
+    const auto ke = kafka_errors();
+    b.counter("cafes_kafka_errors_total", "Errors the process's Kafka clients reported (every node of the process)",
+              {{"namespace", d.cfg.ns}, {"client", "producer"}}, static_cast<double>(ke.producer));
+    b.counter("cafes_kafka_errors_total", "", {{"namespace", d.cfg.ns}, {"client", "consumer"}},
+              static_cast<double>(ke.consumer));
+    b.counter("cafes_kafka_fatal_errors_total", "Fatal errors of the process's Kafka clients (the client was replaced)",
+              l, static_cast<double>(ke.fatal));
     if (d.routing) {
       auto& c = d.routing->counters();
       b.counter("cafes_routing_forwarded_total", "Commands sent on towards their partition's owner", l,

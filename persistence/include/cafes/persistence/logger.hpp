@@ -2,6 +2,7 @@
 // (the format of the node's choice, repeated warnings collapsed), librdkafka's logs included.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string_view>
 
@@ -56,6 +57,17 @@ void route_kafka_logs(rd_kafka_conf_s* conf);
 /// Logs an error that librdkafka reported to the error callback of client `rk` (at error
 /// level when fatal, warn otherwise): for error callbacks of their own, to chain.
 void log_kafka_error(const rd_kafka_s* rk, int err, const char* reason);
+
+/// Errors librdkafka reported to the error callbacks of this process's Kafka clients (those
+/// of every node in it), counted whatever the log level: the node's metrics expose them.
+struct kafka_error_counts {
+  std::uint64_t producer = 0; ///< errors of producers (admin clients included: librdkafka makes them producers)
+  std::uint64_t consumer = 0; ///< errors of consumers (readers, group members, projections, tables)
+  std::uint64_t fatal = 0;    ///< of those, the fatal ones: the client must be replaced
+};
+
+/// Returns the errors counted so far.
+kafka_error_counts kafka_errors() noexcept;
 
 /// Collapses the repeated lines still counted (their windows not over yet) into their
 /// summary lines now, and flushes: before the process ends.
