@@ -38,12 +38,22 @@ std::optional<errc> refusal(RdKafka::ErrorCode code, const std::string& msg) {
   }
 }
 
-/// Keeps what librdkafka's error callback reported: the first refusal, and the last error.
+/// Keeps what librdkafka's error callback reported, the first refusal and the last error,
+/// and the last connection failure it logged (some, such as a disconnect while asking a TLS
+/// port for its API versions in plaintext, are only logged).
 class connection_errors final : public RdKafka::EventCb {
  public:
   void event_cb(RdKafka::Event& e) override {
     if (e.type() == RdKafka::Event::EVENT_LOG) {
       persistence_log().debug("broker check: {} {}", e.fac(), e.str());
+      if (e.fac() == "FAIL") {
+        auto msg = e.str();
+        if (msg.rfind("[thrd:", 0) == 0) // the thread's name, then the broker's
+          if (auto end = msg.find("]: "); end != std::string::npos)
+            msg.erase(0, end + 3);
+        std::lock_guard guard{mtx_};
+        failed_ = std::move(msg);
+      }
       return;
     }
     if (e.type() != RdKafka::Event::EVENT_ERROR)
@@ -60,13 +70,14 @@ class connection_errors final : public RdKafka::EventCb {
   }
   std::string last() const {
     std::lock_guard guard{mtx_};
-    return last_;
+    return failed_.empty() ? last_ : failed_;
   }
 
  private:
   mutable std::mutex mtx_;
   std::optional<error> refused_;
   std::string last_;
+  std::string failed_;
 };
 
 bool retryable(RdKafka::ErrorCode code) {
@@ -86,7 +97,9 @@ expected<void> check_properties(const kafka_config& cfg) {
 expected<void> check_brokers(const kafka_config& cfg) {
   if (cfg.embedded)
     return {};
-  auto conf = detail::make_conf(cfg, {});
+  // Connection closes are logged: a broker that hangs up on a plaintext request (a TLS port)
+  // is only logged, with librdkafka's hint at security.protocol.
+  auto conf = detail::make_conf(cfg, {{"log.connection.close", "true"}});
   if (!conf)
     return std::move(conf).error();
   connection_errors seen;

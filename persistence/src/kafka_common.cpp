@@ -17,10 +17,10 @@ bool secret_property(std::string_view key) {
 
 expected<void> set(RdKafka::Conf& conf, const std::string& key, const std::string& value) {
   std::string err;
-  if (conf.set(key, value, err) != RdKafka::Conf::CONF_OK) {
+  if (auto r = conf.set(key, value, err); r != RdKafka::Conf::CONF_OK) {
     // A secret never goes into an error (which is logged and printed); librdkafka's message
-    // may quote the value too.
-    if (secret_property(key))
+    // may quote the value too. An unknown key may be a secret's, misspelt.
+    if (secret_property(key) || r == RdKafka::Conf::CONF_UNKNOWN)
       return error{errc::invalid_argument, "kafka property " + key + " (value hidden): " +
                                                (value.empty() || err.find(value) == std::string::npos
                                                   ? err

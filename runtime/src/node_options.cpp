@@ -112,7 +112,7 @@ void node_config::add_kafka_options(CLI::App& app) {
       name, [put, key](const std::string& v) { put(key, v); }, what + " (" + key + ")");
   };
   property("--security-protocol", "security.protocol", "how the Kafka clients connect: plaintext, ssl, sasl_plaintext or sasl_ssl")
-    ->check(CLI::IsMember({"plaintext", "ssl", "sasl_plaintext", "sasl_ssl"}, CLI::ignore_case));
+    ->transform(CLI::IsMember({"plaintext", "ssl", "sasl_plaintext", "sasl_ssl"}, CLI::ignore_case));
   property("--ssl-ca", "ssl.ca.location", "PEM file of the CA that signed the brokers' certificates")
     ->check(CLI::ExistingFile);
   property("--ssl-certificate", "ssl.certificate.location",

@@ -61,6 +61,10 @@ TEST_CASE("--kafka-property and the named security options fill kafka_properties
                                                 {"ssl.ca.location", ca.path.string()},
                                                 {"sasl.mechanism", "PLAIN"},
                                                 {"sasl.username", "ann"}};
+  std::string got;
+  for (auto& [k, v] : c->kafka_properties)
+    got += k + "=" + v + " ";
+  INFO(got);
   CHECK(c->kafka_properties == want);
   CHECK(c->sasl_password_file == pw.path.string());
   CHECK(c->check_brokers);
