@@ -48,7 +48,7 @@ bool has(const cafes::error& e, const std::string& s) { return e.to_string().fin
 
 } // namespace
 
-TEST_CASE("--kafka-property and the named security options fill kafka_properties", "[kafka-properties][options]") {
+TEST_CASE("the options --kafka-property, --security-protocol, --ssl-ca and --sasl-* fill kafka_properties", "[kafka-properties][options]") {
   temp_file ca{"not really a CA"};
   temp_file pw{"s3cret\n"};
   auto c = parse({"--kafka-property", "socket.keepalive.enable=true", "--kafka-property", "ssl.cipher.suites=a=b",
