@@ -45,7 +45,7 @@ class connection_errors final : public RdKafka::EventCb {
  public:
   void event_cb(RdKafka::Event& e) override {
     if (e.type() == RdKafka::Event::EVENT_LOG) {
-      persistence_log().debug("broker check: {} {}", e.fac(), e.str());
+      detail::log_kafka_line("broker check", e.severity(), e.fac(), e.str());
       if (e.fac() == "FAIL") {
         auto msg = e.str();
         if (msg.rfind("[thrd:", 0) == 0) // the thread's name, then the broker's
@@ -97,9 +97,10 @@ expected<void> check_properties(const kafka_config& cfg) {
 expected<void> check_brokers(const kafka_config& cfg) {
   if (cfg.embedded)
     return {};
-  // Connection closes are logged: a broker that hangs up on a plaintext request (a TLS port)
-  // is only logged, with librdkafka's hint at security.protocol.
-  auto conf = detail::make_conf(cfg, {{"log.connection.close", "true"}});
+  // Connection closes are logged, at info level: a broker that hangs up on a plaintext
+  // request (a TLS port) is only logged, with librdkafka's hint at security.protocol. The
+  // lines still go to "cafes.kafka" at its own level; the errors come back in the result.
+  auto conf = detail::make_conf(cfg, {{"log.connection.close", "true"}, {"log_level", "6"}});
   if (!conf)
     return std::move(conf).error();
   connection_errors seen;
