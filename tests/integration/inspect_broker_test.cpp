@@ -134,18 +134,18 @@ TEST_CASE("cafes-inspect takes a node's TLS and SASL settings from the node's co
                       << "sasl-mechanism = \"PLAIN\"\n"
                       << "sasl-username = \"" << line("sasl-user") << "\"\n"
                       << "sasl-password-file = \"" << dir << "/sasl-password\"\n";
-  auto inspect = [&](std::vector<std::string> extra) {
+  auto inspect = [&](std::vector<std::string> extra, std::chrono::milliseconds timeout) {
     std::vector<std::string> argv{CAFES_INSPECT_BINARY, "partition", "--config", toml.string(), "--type", "account",
-                                  "--timeout-ms", std::to_string(scaled(std::chrono::milliseconds{5'000}).count())};
+                                  "--timeout-ms", std::to_string(scaled(timeout).count())};
     argv.insert(argv.end(), extra.begin(), extra.end());
     return run(argv, scaled(std::chrono::milliseconds{60'000}));
   };
-  auto ok = inspect({});
+  auto ok = inspect({}, std::chrono::milliseconds{10'000});
   INFO(ok.out << ok.err);
   CHECK(ok.exit_code == 0);
   CHECK(ok.out.find("\"end\":0") != std::string::npos);
   // -X overrides the file: a wrong password is refused.
-  auto refused = inspect({"-X", "sasl.password=wrong"});
+  auto refused = inspect({"-X", "sasl.password=wrong"}, std::chrono::milliseconds{1'500});
   INFO(refused.out << refused.err);
   CHECK(refused.exit_code != 0);
   std::filesystem::remove(toml);
