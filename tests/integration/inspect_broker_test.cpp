@@ -144,9 +144,13 @@ TEST_CASE("cafes-inspect takes a node's TLS and SASL settings from the node's co
   INFO(ok.out << ok.err);
   CHECK(ok.exit_code == 0);
   CHECK(ok.out.find("\"end\":0") != std::string::npos);
-  // -X overrides the file: a wrong password is refused.
-  auto refused = inspect({"-X", "sasl.password=wrong"}, std::chrono::milliseconds{1'500});
+  // -X overrides the file: a wrong password is refused, at once.
+  const auto bound = std::chrono::milliseconds{10'000};
+  auto refused = inspect({"-X", "sasl.password=wrong"}, bound);
   INFO(refused.out << refused.err);
-  CHECK(refused.exit_code != 0);
+  CHECK(refused.exit_code == 5);
+  CHECK(refused.err.find("cafes:unauthorized") != std::string::npos);
+  CHECK(refused.err.find("wrong") == std::string::npos);
+  CHECK(refused.took < scaled(bound));
   std::filesystem::remove(toml);
 }
