@@ -3,7 +3,8 @@
 # and fault tests, in a directory that belongs to one test run.
 #
 # Usage:
-#   broker.sh start   --dir DIR [--nodes 1|3]  start a cluster; prints the bootstrap list last
+#   broker.sh start   --dir DIR [--nodes 1|3] [--secure]
+#                                              start a cluster; prints the bootstrap list last
 #   broker.sh stop    --dir DIR [--node N]     SIGTERM (then SIGKILL) the recorded brokers
 #   broker.sh kill    --dir DIR --node N       SIGKILL one node (its data stays)
 #   broker.sh restart --dir DIR --node N       start one node again, wait until it answers
@@ -18,6 +19,17 @@
 #   DIR/bootstrap   host:port[,host:port...]    DIR/pids   one PID per running node
 #   DIR/node-N/{pid,port,broker.log,stdout.log,data/}
 # start on a DIR whose cluster is stopped starts it again with its data and ports.
+#
+# --secure adds two listeners to every node, beside PLAINTEXT: SSL (TLS, server certificate only)
+# and SASL_SSL (TLS plus user `cafes`, whose password is drawn at random, by mechanism PLAIN or
+# SCRAM-SHA-256; librdkafka before 2.6.1 cannot do SCRAM with a Kafka 4 broker, so the client
+# settings below use PLAIN). A test CA and the broker's certificate are made with openssl into
+# DIR/tls at the first start; nothing secret comes from the repository. start then also writes:
+#   DIR/ssl-bootstrap, DIR/sasl-bootstrap   host:port lists of the SSL and SASL_SSL listeners
+#   DIR/tls/ca.pem        the CA that signed the broker's certificate (a client's ssl.ca.location)
+#   DIR/tls/other-ca.pem  an unrelated CA (tests: a client that trusts the wrong CA)
+#   DIR/sasl-user, DIR/sasl-password   the SCRAM user and its password (one line each)
+#   DIR/ssl.properties, DIR/sasl.properties   librdkafka client settings (key=value lines)
 # Only PIDs recorded in DIR are ever signalled, and only while they still run this DIR's broker.
 #
 # Environment:
@@ -44,8 +56,10 @@ dir=
 nodes=1
 node=
 lines=50
+secure=0
 while (($#)); do
   case $1 in
+    --secure) secure=1; shift; continue ;;
     --dir | --nodes | --node | --lines)
       (($# >= 2)) || die "$1 needs a value"
       case $1 in
@@ -69,6 +83,7 @@ esac
 [[ $nodes == 1 || $nodes == 3 ]] || die "--nodes must be 1 or 3"
 [[ $lines =~ ^[0-9]+$ ]] || die "--lines must be a number"
 [[ -z $node || $node =~ ^[1-9][0-9]*$ ]] || die "--node must be a node id (1, 2, 3)"
+[[ $secure == 0 || $cmd == start ]] || die "--secure is an option of start"
 
 scale=${CAFES_TIMEOUT_SCALE:-1}
 [[ $scale =~ ^[0-9]*\.?[0-9]+$ ]] || die "CAFES_TIMEOUT_SCALE must be a positive number"
@@ -171,17 +186,38 @@ write_config() { # writes DIR/node-*/server.properties for $nodes nodes on ports
     cport=${ports[2 * n - 1]}
     mkdir -p "$nd/data"
     printf '%s\n' "$port" >"$nd/port"
+    local listeners="PLAINTEXT://127.0.0.1:$port" map="CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT" tls=""
+    if [[ -f $dir/secure ]]; then
+      # The secure listeners' ports follow the 2 * nodes plain ones.
+      local sport=${ports[2 * nodes + 2 * n - 2]} qport=${ports[2 * nodes + 2 * n - 1]}
+      printf '%s\n' "$sport" >"$nd/ssl-port"
+      printf '%s\n' "$qport" >"$nd/sasl-port"
+      listeners+=",SSL://127.0.0.1:$sport,SASL_SSL://127.0.0.1:$qport"
+      map+=",SSL:SSL,SASL_SSL:SASL_SSL"
+      tls="
+# TLS (DIR/tls, made by broker.sh) on SSL and SASL_SSL; SCRAM users on SASL_SSL. No authorizer:
+# an authenticated client may do anything.
+ssl.keystore.type=PKCS12
+ssl.keystore.location=$dir/tls/broker.p12
+ssl.keystore.password=$(cat "$dir/tls/keystore-password")
+ssl.key.password=$(cat "$dir/tls/keystore-password")
+ssl.client.auth=none
+sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256
+listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_$(cat "$dir/sasl-user")=\"$(cat "$dir/sasl-password")\";
+listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;"
+    fi
     cat >"$nd/server.properties" <<EOF
 # Test broker $n of $nodes, written by scripts/broker.sh. KRaft, combined broker+controller.
 process.roles=broker,controller
 node.id=$n
 controller.quorum.voters=$voters
-listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
-advertised.listeners=PLAINTEXT://127.0.0.1:$port
+listeners=$listeners,CONTROLLER://127.0.0.1:$cport
+advertised.listeners=$listeners
 inter.broker.listener.name=PLAINTEXT
 controller.listener.names=CONTROLLER
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+listener.security.protocol.map=$map
 log.dirs=$nd/data
+$tls
 
 # Topics are created by the code under test (admin API), never by a produce or fetch.
 auto.create.topics.enable=false
@@ -222,6 +258,55 @@ log.cleaner.dedupe.buffer.size=2097152
 # crash would, and the tests kill processes, not machines.
 EOF
   done
+}
+
+# ---------------------------------------------------------------------------------------------
+# TLS and SCRAM (--secure)
+
+# A random secret of 24 hexadecimal digits.
+secret() { openssl rand -hex 12; }
+
+# Makes DIR/tls once: a test CA, the brokers' certificate signed by it (CN and SAN IP 127.0.0.1,
+# which is what clients connect to) in a PKCS12 keystore, an unrelated CA, and the SASL user.
+make_tls() {
+  local t=$dir/tls
+  [[ -f $t/broker.p12 && -f $dir/sasl-password ]] && return 0
+  command -v openssl >/dev/null 2>&1 || die "openssl not found (run scripts/deps.sh)"
+  rm -rf "$t"
+  mkdir -p "$t"
+  chmod 700 "$t"
+  local ec=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
+  {
+    openssl req -x509 "${ec[@]}" -keyout "$t/ca.key" -out "$t/ca.pem" -days 30 -subj "/CN=cafes test CA" &&
+      openssl req -x509 "${ec[@]}" -keyout "$t/other-ca.key" -out "$t/other-ca.pem" -days 30 \
+        -subj "/CN=cafes unrelated test CA" &&
+      openssl req "${ec[@]}" -keyout "$t/broker.key" -out "$t/broker.csr" -subj "/CN=127.0.0.1" &&
+      printf '%s\n' "subjectAltName=IP:127.0.0.1" "basicConstraints=CA:FALSE" \
+        "keyUsage=digitalSignature,keyEncipherment" "extendedKeyUsage=serverAuth" >"$t/broker.ext" &&
+      openssl x509 -req -in "$t/broker.csr" -CA "$t/ca.pem" -CAkey "$t/ca.key" -CAcreateserial \
+        -out "$t/broker.pem" -days 30 -extfile "$t/broker.ext" &&
+      secret >"$t/keystore-password" &&
+      openssl pkcs12 -export -in "$t/broker.pem" -inkey "$t/broker.key" -certfile "$t/ca.pem" \
+        -name broker -out "$t/broker.p12" -passout "file:$t/keystore-password"
+  } >"$t/make.log" 2>&1 || { cat "$t/make.log" >&2; die "could not make the test certificates in $t"; }
+  rm -f "$t/broker.csr" "$t/ca.srl"
+  printf 'cafes\n' >"$dir/sasl-user"
+  (umask 077 && secret >"$dir/sasl-password")
+}
+
+# Writes the secure listeners' bootstrap lists and client settings (after the nodes started).
+write_secure_files() {
+  local n ssl="" sasl=""
+  for n in $(all_nodes); do
+    ssl+="${ssl:+,}127.0.0.1:$(cat "$(node_dir "$n")/ssl-port")"
+    sasl+="${sasl:+,}127.0.0.1:$(cat "$(node_dir "$n")/sasl-port")"
+  done
+  printf '%s\n' "$ssl" >"$dir/ssl-bootstrap"
+  printf '%s\n' "$sasl" >"$dir/sasl-bootstrap"
+  printf '%s\n' "security.protocol=ssl" "ssl.ca.location=$dir/tls/ca.pem" >"$dir/ssl.properties"
+  (umask 077 && printf '%s\n' "security.protocol=sasl_ssl" "ssl.ca.location=$dir/tls/ca.pem" \
+    "sasl.mechanism=PLAIN" "sasl.username=$(cat "$dir/sasl-user")" \
+    "sasl.password=$(head -1 "$dir/sasl-password")" >"$dir/sasl.properties")
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -273,8 +358,12 @@ format_storage() {
   for n in $(all_nodes); do
     nd=$(node_dir "$n")
     mapfile -t opts < <(jvm_opts "$nd")
+    local -a scram=()
+    if [[ -f $dir/secure ]]; then
+      scram=(--add-scram "SCRAM-SHA-256=[name=$(cat "$dir/sasl-user"),password=$(cat "$dir/sasl-password")]")
+    fi
     (cd "$nd" && exec "$java" "${opts[@]}" -cp "$libs/*" kafka.tools.StorageTool \
-      format -t "$cid" -c "$nd/server.properties" -g >"$nd/format.log" 2>&1 </dev/null) &
+      format -t "$cid" -c "$nd/server.properties" -g "${scram[@]}" >"$nd/format.log" 2>&1 </dev/null) &
     pids+=($!)
   done
   for n in "${!pids[@]}"; do
@@ -426,7 +515,14 @@ cmd_start() {
     if ((fresh)); then
       rm -rf "$dir"/node-* "$dir/formatted"
       printf '%s\n' "$nodes" >"$dir/nodes"
-      pick_ports $((2 * nodes)) >"$dir/ports"
+      if ((secure)); then
+        : >"$dir/secure"
+        make_tls
+        pick_ports $((4 * nodes)) >"$dir/ports"
+      else
+        rm -f "$dir/secure"
+        pick_ports $((2 * nodes)) >"$dir/ports"
+      fi
       write_config
       if [[ ! -f $dir/cluster-id ]]; then
         cid=$("$java" -Xshare:auto -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -cp "$libs/*" \
@@ -443,6 +539,7 @@ cmd_start() {
     if wait_ready "$(all_nodes | xargs)" "$(all_nodes | xargs)" "$timeout"; then
       trap - INT TERM
       write_bootstrap
+      [[ -f $dir/secure ]] && write_secure_files
       say "$nodes node(s) ready at $(cat "$dir/bootstrap") in $(elapsed "$t0") s"
       cat "$dir/bootstrap"
       return 0

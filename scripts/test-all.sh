@@ -28,7 +28,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-CAFES_KAFKA_LIBS=$libs bash "$here/broker.sh" start --dir "$broker_dir" --nodes 1 >/dev/null
+# --secure: SSL and SASL_SSL listeners beside PLAINTEXT, for the security tests.
+CAFES_KAFKA_LIBS=$libs bash "$here/broker.sh" start --dir "$broker_dir" --nodes 1 --secure >/dev/null
 export CAFES_BOOTSTRAP_FILE=$broker_dir/bootstrap
 export CAFES_BROKER_DIR=$broker_dir
 export CAFES_KAFKA_LIBS=$libs

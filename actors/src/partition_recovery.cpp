@@ -28,7 +28,8 @@ void finish_recovery(self_ptr self) {
 // or slow, or the writer was lost. A gap, a repeat or a record that does not decode stays.
 bool passing(const cafes::error& e) {
   return e == errc::timeout || e == errc::broker_unavailable || e == errc::fenced || e == errc::kafka_error ||
-         e == errc::fatal || e == errc::transaction_aborted || e == errc::not_owned ||
+         e == errc::fatal || e == errc::transaction_aborted || e == errc::not_owned || e == errc::unauthorized ||
+         e == errc::tls_failed ||
          e == actor_errc::recovery_failed;
 }
 

@@ -39,6 +39,8 @@ class persistence_category_impl final : public std::error_category {
       case errc::closed: return "closed";
       case errc::overloaded: return "overloaded";
       case errc::not_owned: return "not_owned";
+      case errc::unauthorized: return "unauthorized";
+      case errc::tls_failed: return "tls_failed";
     }
     return "unknown(" + std::to_string(v) + ")";
   }

@@ -10,10 +10,23 @@
 
 namespace cafes::detail {
 
+bool secret_property(std::string_view key) {
+  return key.find("password") != std::string_view::npos || key.find("secret") != std::string_view::npos ||
+         key.find(".pem") != std::string_view::npos || key.find("jaas") != std::string_view::npos;
+}
+
 expected<void> set(RdKafka::Conf& conf, const std::string& key, const std::string& value) {
   std::string err;
-  if (conf.set(key, value, err) != RdKafka::Conf::CONF_OK)
+  if (auto r = conf.set(key, value, err); r != RdKafka::Conf::CONF_OK) {
+    // A secret never goes into an error (which is logged and printed); librdkafka's message
+    // may quote the value too. An unknown key may be a secret's, misspelt.
+    if (secret_property(key) || r == RdKafka::Conf::CONF_UNKNOWN)
+      return error{errc::invalid_argument, "kafka property " + key + " (value hidden): " +
+                                               (value.empty() || err.find(value) == std::string::npos
+                                                  ? err
+                                                  : std::string{"refused by librdkafka"})};
     return error{errc::invalid_argument, "kafka property " + key + "=" + value + ": " + err};
+  }
   return {};
 }
 
@@ -111,6 +124,15 @@ error from_kafka(RdKafka::ErrorCode code, const std::string& context) {
       return {errc::transaction_aborted, msg};
     case RdKafka::ERR__FATAL:
       return {errc::fatal, msg};
+    case RdKafka::ERR__AUTHENTICATION:
+    case RdKafka::ERR_SASL_AUTHENTICATION_FAILED:
+    case RdKafka::ERR_TOPIC_AUTHORIZATION_FAILED:
+    case RdKafka::ERR_GROUP_AUTHORIZATION_FAILED:
+    case RdKafka::ERR_CLUSTER_AUTHORIZATION_FAILED:
+    case RdKafka::ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED:
+      return {errc::unauthorized, msg};
+    case RdKafka::ERR__SSL:
+      return {errc::tls_failed, msg};
     default:
       return {errc::kafka_error, msg};
   }

@@ -8,6 +8,7 @@
 #include <mutex>
 #include <shared_mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -24,7 +25,11 @@ namespace cafes::detail {
 expected<std::unique_ptr<RdKafka::Conf>> make_conf(const kafka_config& cfg,
                                                    const std::map<std::string, std::string>& overrides);
 
-/// Sets one property on `conf`, or returns invalid_argument naming it.
+/// Returns true for a property whose value is a secret (a password, a key): never shown.
+bool secret_property(std::string_view key);
+
+/// Sets one property on `conf`, or returns invalid_argument naming it (and its value, unless
+/// it is a secret).
 expected<void> set(RdKafka::Conf& conf, const std::string& key, const std::string& value);
 
 /// Maps a librdkafka error code to a cafes error with `context`.

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <condition_variable>
+#include <fstream>
 #include <future>
 #include <mutex>
 #include <set>
@@ -135,6 +136,44 @@ expected<std::optional<detail::tls_settings>> tls_of(const node_config& c, bool 
   return std::optional<detail::tls_settings>{std::move(t)};
 }
 
+/// librdkafka properties that cafes sets per client itself: one value for every client would
+/// break what they guarantee (fencing, ownership, read-committed recovery).
+constexpr std::string_view reserved_kafka_properties[] = {
+  "bootstrap.servers", "metadata.broker.list", "group.id",           "group.instance.id",       "transactional.id",
+  "enable.idempotence", "isolation.level",     "enable.auto.commit", "enable.auto.offset.store",
+};
+
+/// The node's librdkafka properties (node_config::kafka_properties and the SASL password
+/// file), or invalid_argument naming what is wrong. librdkafka itself checks them later.
+expected<std::map<std::string, std::string>> kafka_properties(const node_config& cfg) {
+  auto props = cfg.kafka_properties;
+  for (auto& [key, value] : props) {
+    if (key.empty())
+      return cafes::error{errc::invalid_argument, "a kafka property has an empty name"};
+    for (auto reserved : reserved_kafka_properties)
+      if (key == reserved)
+        return cafes::error{errc::invalid_argument,
+                            "kafka property " + key + " is set by cafes for each client and cannot be given" +
+                                (key == "bootstrap.servers" || key == "metadata.broker.list" ? " (use --bootstrap)" : "")};
+  }
+  if (!cfg.sasl_password_file.empty()) {
+    if (props.count("sasl.password"))
+      return cafes::error{errc::invalid_argument, "the SASL password is given twice: as kafka property sasl.password "
+                                                  "and in the file " + cfg.sasl_password_file};
+    std::ifstream in{cfg.sasl_password_file};
+    std::string line;
+    if (!in || !std::getline(in, line))
+      return cafes::error{errc::invalid_argument, "cannot read the SASL password file " + cfg.sasl_password_file};
+    if (!line.empty() && line.back() == '\r')
+      line.pop_back();
+    if (line.empty())
+      return cafes::error{errc::invalid_argument, "the SASL password file " + cfg.sasl_password_file +
+                                                      " starts with an empty line (its first line is the password)"};
+    props["sasl.password"] = std::move(line);
+  }
+  return props;
+}
+
 struct system_config : caf::actor_system_config {
   explicit system_config(std::size_t threads) {
     // Work stealing lets idle workers sleep up to 10 ms before they look for work again,
@@ -249,6 +288,10 @@ node::node(node_config cfg) : impl_(std::make_unique<impl>()) {
   d.kafka.client_id = "cafes-" + d.cfg.node_name;
   d.kafka.delivery_timeout = d.cfg.delivery_timeout;
   d.kafka.request_timeout = d.cfg.request_timeout;
+  auto props = kafka_properties(d.cfg);
+  if (!props)
+    throw bad_expected_access(props.error());
+  d.kafka.extra = std::move(*props);
   const bool routing = d.cfg.cluster || d.cfg.routing;
   if (routing && d.cfg.storage != storage_kind::kafka)
     throw bad_expected_access(cafes::error{errc::invalid_argument, "routing between nodes needs Kafka storage "
@@ -261,6 +304,19 @@ node::node(node_config cfg) : impl_(std::make_unique<impl>()) {
   if (!storage)
     throw bad_expected_access(storage.error());
   d.storage = std::move(*storage);
+  if (d.cfg.storage == storage_kind::kafka) {
+    // Refused settings and credentials fail here, bounded and typed, rather than as a
+    // timeout of the first command.
+    if (auto ok = check_properties(d.kafka); !ok)
+      throw bad_expected_access(ok.error());
+    if (d.cfg.check_brokers && !d.kafka.embedded) {
+      if (auto ok = check_brokers(d.kafka); !ok)
+        throw bad_expected_access(ok.error());
+      auto protocol = d.kafka.extra.find("security.protocol");
+      runtime_log().info("Kafka brokers at {} answer (security.protocol {})", d.kafka.bootstrap,
+                         protocol == d.kafka.extra.end() ? std::string{"plaintext"} : protocol->second);
+    }
+  }
   d.sys_cfg = std::make_unique<system_config>(d.cfg.threads);
   if (routing)
     detail::routing::configure(*d.sys_cfg, *tls);

@@ -1,6 +1,8 @@
 // A node's command line: its options on a CLI11 app, parsing argv, and what main returns.
 // The library never exits the program: parse errors and --help come back as errors.
 #include <cstdio>
+#include <map>
+#include <memory>
 
 #include <CLI/CLI.hpp>
 
@@ -77,7 +79,53 @@ void node_config::add_options(CLI::App& app) {
     ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
   app.add_option("--log-format", log_format, "log lines on stderr: text, or json (one object a line)")
     ->check(CLI::IsMember({"text", "json"}));
+  add_kafka_options(app);
   app.option_defaults()->always_capture_default(captured);
+}
+
+void node_config::add_kafka_options(CLI::App& app) {
+  // --kafka-property and the named options below all write into kafka_properties. A key given
+  // twice with two values is refused, whichever option came first; a value set in code before
+  // the options were added is overridden.
+  auto given = std::make_shared<std::map<std::string, std::string>>();
+  auto put = [this, given](const std::string& key, const std::string& value) {
+    auto [it, fresh] = given->emplace(key, value);
+    if (!fresh && it->second != value)
+      throw CLI::ValidationError("kafka property " + key, "given twice, with two different values");
+    kafka_properties[key] = value;
+  };
+  app.add_option_function<std::vector<std::string>>(
+       "--kafka-property",
+       [put](const std::vector<std::string>& props) {
+         for (auto& kv : props) {
+           auto eq = kv.find('=');
+           if (eq == std::string::npos || eq == 0)
+             throw CLI::ValidationError("--kafka-property", "takes KEY=VALUE (an argument has no key)");
+           put(kv.substr(0, eq), kv.substr(eq + 1));
+         }
+       },
+       "a librdkafka property for every Kafka client of the node, KEY=VALUE; repeatable")
+    ->type_name("KEY=VALUE")
+    ->allow_extra_args(false);
+  auto property = [&app, put](const std::string& name, const std::string& key, const std::string& what) {
+    return app.add_option_function<std::string>(
+      name, [put, key](const std::string& v) { put(key, v); }, what + " (" + key + ")");
+  };
+  property("--security-protocol", "security.protocol", "how the Kafka clients connect: plaintext, ssl, sasl_plaintext or sasl_ssl")
+    ->transform(CLI::IsMember({"plaintext", "ssl", "sasl_plaintext", "sasl_ssl"}, CLI::ignore_case));
+  property("--ssl-ca", "ssl.ca.location", "PEM file of the CA that signed the brokers' certificates")
+    ->check(CLI::ExistingFile);
+  property("--ssl-certificate", "ssl.certificate.location",
+           "the client's certificate (PEM) for brokers that authenticate clients by TLS")
+    ->check(CLI::ExistingFile);
+  property("--ssl-key", "ssl.key.location", "the private key (PEM) of --ssl-certificate")->check(CLI::ExistingFile);
+  property("--sasl-mechanism", "sasl.mechanism", "SASL mechanism: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, ...");
+  property("--sasl-username", "sasl.username", "SASL user name");
+  app.add_option("--sasl-password-file", sasl_password_file,
+                 "file whose first line is the SASL password (sasl.password), read at start")
+    ->check(CLI::ExistingFile);
+  app.add_flag("!--no-broker-check", check_brokers,
+               "start without checking that a Kafka broker answers (with the TLS and SASL settings)");
 }
 
 expected<node_config> node_config::from_args(int argc, char** argv, std::string_view program) {

@@ -1,5 +1,9 @@
 // cafes-inspect on the real broker: a transactional journal is read committed by default
-// (the mock cluster does not filter aborted transactions, so this needs a broker).
+// (the mock cluster does not filter aborted transactions, so this needs a broker), and a
+// node's TLS and SASL settings are taken from the node's config file.
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <sstream>
 
 #include <catch2/catch.hpp>
@@ -106,4 +110,47 @@ TEST_CASE("cafes-inspect reads a transactional journal read_committed unless tol
   CHECK(j["last_writer"]["offset"] == 4);
   CHECK(j["last_writer"]["seq"] == 2);
   CHECK(j["last_writer"]["node"] == "node-a");
+}
+
+TEST_CASE("cafes-inspect takes a node's TLS and SASL settings from the node's config file", "[inspect][broker][security]") {
+  const char* dir = std::getenv("CAFES_BROKER_DIR");
+  REQUIRE(dir);
+  auto line = [&](const std::string& name) {
+    std::ifstream in{std::string{dir} + "/" + name};
+    std::string s;
+    std::getline(in, s);
+    INFO(name << ": start the broker with broker.sh start --secure");
+    REQUIRE_FALSE(s.empty());
+    return s;
+  };
+  const auto cfg = broker_config();
+  const auto ns = unique_ns("inspect-sasl");
+  REQUIRE(ensure_topics(cfg, aggregate_topics(ns, "account", 1, 1)));
+  const auto toml = std::filesystem::temp_directory_path() / (ns + ".toml");
+  std::ofstream{toml} << "bootstrap = \"" << line("sasl-bootstrap") << "\"\n"
+                      << "namespace = \"" << ns << "\"\n"
+                      << "security-protocol = \"sasl_ssl\"\n"
+                      << "ssl-ca = \"" << dir << "/tls/ca.pem\"\n"
+                      << "sasl-mechanism = \"PLAIN\"\n"
+                      << "sasl-username = \"" << line("sasl-user") << "\"\n"
+                      << "sasl-password-file = \"" << dir << "/sasl-password\"\n";
+  auto inspect = [&](std::vector<std::string> extra, std::chrono::milliseconds timeout) {
+    std::vector<std::string> argv{CAFES_INSPECT_BINARY, "partition", "--config", toml.string(), "--type", "account",
+                                  "--timeout-ms", std::to_string(scaled(timeout).count())};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    return run(argv, scaled(std::chrono::milliseconds{60'000}));
+  };
+  auto ok = inspect({}, std::chrono::milliseconds{10'000});
+  INFO(ok.out << ok.err);
+  CHECK(ok.exit_code == 0);
+  CHECK(ok.out.find("\"end\":0") != std::string::npos);
+  // -X overrides the file: a wrong password is refused, at once.
+  const auto bound = std::chrono::milliseconds{10'000};
+  auto refused = inspect({"-X", "sasl.password=wrong"}, bound);
+  INFO(refused.out << refused.err);
+  CHECK(refused.exit_code == 5);
+  CHECK(refused.err.find("cafes:unauthorized") != std::string::npos);
+  CHECK(refused.err.find("wrong") == std::string::npos);
+  CHECK(refused.took < scaled(bound));
+  std::filesystem::remove(toml);
 }

@@ -101,6 +101,8 @@ TEST_CASE("every error code of cafes meets the conditions its documentation prom
     {errc::closed, {}},
     {errc::overloaded, {condition::overloaded, condition::retryable}},
     {errc::not_owned, {}},
+    {errc::unauthorized, {}},
+    {errc::tls_failed, {}},
   };
   for (auto* table : {&actors, &persistence})
     for (auto& [e, want] : *table) {

@@ -1,7 +1,9 @@
 // cafes-inspect: reads any cafes journal from the wire format alone (no application code) and
 // prints JSON, one line per record. See docs/inspecting-the-journal.md.
 #include <cstdio>
+#include <fstream>
 #include <iostream>
+#include <map>
 
 #include <CLI/CLI.hpp>
 
@@ -31,8 +33,9 @@ struct common {
 };
 
 /// Takes from a node's config file (--config, as node_config::add_options reads it) the
-/// settings the command line did not give: bootstrap, namespace and request-timeout-ms. The
-/// node's other settings are ignored.
+/// settings the command line did not give: bootstrap, namespace and request-timeout-ms, and
+/// the node's Kafka client settings (kafka-property, security-protocol, ssl-*, sasl-*; -X
+/// overrides them). The node's other settings are ignored.
 cafes::expected<void> read_node_config(common& c, bool timeout_given) {
   if (c.config.empty())
     return {};
@@ -42,11 +45,36 @@ cafes::expected<void> read_node_config(common& c, bool timeout_given) {
   } catch (const CLI::Error& e) {
     return cafes::error{cafes::errc::invalid_argument, "--config " + c.config + ": " + e.what()};
   }
+  static const std::map<std::string, std::string> named{
+    {"security-protocol", "security.protocol"}, {"ssl-ca", "ssl.ca.location"},
+    {"ssl-certificate", "ssl.certificate.location"}, {"ssl-key", "ssl.key.location"},
+    {"sasl-mechanism", "sasl.mechanism"}, {"sasl-username", "sasl.username"}};
   for (auto& item : items) {
-    if (!item.parents.empty() || item.inputs.size() != 1)
+    if (!item.parents.empty())
+      continue;
+    if (item.name == "kafka-property") {
+      for (auto& kv : item.inputs) {
+        const auto eq = kv.find('=');
+        if (eq == std::string::npos || eq == 0)
+          return cafes::error{cafes::errc::invalid_argument, "--config " + c.config + ": kafka-property takes KEY=VALUE"};
+        c.src.properties[kv.substr(0, eq)] = kv.substr(eq + 1);
+      }
+      continue;
+    }
+    if (item.inputs.size() != 1)
       continue;
     const auto& v = item.inputs.front();
-    if (item.name == "bootstrap" && c.src.bootstrap.empty())
+    if (auto n = named.find(item.name); n != named.end()) {
+      c.src.properties[n->second] = v;
+    } else if (item.name == "sasl-password-file") {
+      std::ifstream in{v};
+      std::string line;
+      if (!in || !std::getline(in, line) || line.empty() || line == "\r")
+        return cafes::error{cafes::errc::invalid_argument, "--config " + c.config + ": cannot read a password from sasl-password-file " + v};
+      if (line.back() == '\r')
+        line.pop_back();
+      c.src.properties["sasl.password"] = line;
+    } else if (item.name == "bootstrap" && c.src.bootstrap.empty())
       c.src.bootstrap = v;
     else if (item.name == "namespace" && c.t.ns.empty() && c.t.topic.empty())
       c.t.ns = v;

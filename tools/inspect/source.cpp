@@ -39,14 +39,15 @@ expected<std::unique_ptr<source>> source::open(const source_options& opts) {
   p->meta.reset(RdKafka::Consumer::create(conf->get(), err));
   if (!p->meta)
     return error{errc::kafka_error, "cannot create a consumer: " + err};
-  // One metadata request of no topic: does any broker answer?
-  RdKafka::Metadata* md = nullptr;
-  const auto code = p->meta->metadata(false, nullptr, &md, static_cast<int>(opts.timeout.count()));
-  delete md;
-  if (code != RdKafka::ERR_NO_ERROR)
+  // Does any broker answer, with the TLS and SASL settings? A refused handshake fails at
+  // once (unauthorized, tls_failed), no answer after the timeout.
+  if (auto ok = check_brokers(p->cfg); !ok) {
+    if (ok.error() != errc::broker_unavailable)
+      return ok.error();
     return error{errc::broker_unavailable, "no broker answered at " + opts.bootstrap + " within " +
                                                std::to_string(opts.timeout.count()) + " ms (--timeout-ms): " +
-                                               RdKafka::err2str(code)};
+                                               ok.error().message};
+  }
   auto reader = detail::partition_reader::make(p->cfg, !opts.read_uncommitted);
   if (!reader)
     return std::move(reader).error();

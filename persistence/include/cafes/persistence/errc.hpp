@@ -41,6 +41,10 @@ enum class errc {
   closed,                 ///< The component was shut down.
   overloaded,             ///< A bounded queue is full.
   not_owned,              ///< A write to a partition this node has not opened (owns no more).
+  unauthorized,           ///< The brokers refused the client's credentials (SASL authentication
+                          ///< failed) or its access (an ACL); the message says which.
+  tls_failed,             ///< The TLS handshake with a broker failed: its certificate was not
+                          ///< trusted (ssl.ca.location), or the port does not speak TLS.
 };
 
 /// Returns the category of cafes::errc.

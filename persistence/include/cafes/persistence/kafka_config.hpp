@@ -51,7 +51,9 @@ struct kafka_config {
   std::string node_name = "cafes";
   /// client.id of the clients.
   std::string client_id = "cafes";
-  /// Extra librdkafka properties, applied last (they override cafes's choices).
+  /// Extra librdkafka properties, applied last (they override cafes's choices) to every
+  /// client made from this config: producers, consumers, admin and group clients alike. The
+  /// place for security.protocol, ssl.* and sasl.* (docs/security.md).
   std::map<std::string, std::string> extra;
   /// Size limits of events and snapshots (narrowed by effective_limits).
   codec_limits limits;
@@ -65,6 +67,20 @@ struct kafka_config {
   /// Returns the bootstrap servers to connect to (the embedded cluster's if set).
   std::string servers() const;
 };
+
+/// Checks that librdkafka accepts every property of `cfg`, cafes's own and cfg.extra (a
+/// misspelt key, a bad value, a feature this build lacks), without connecting anywhere.
+/// Fails with invalid_argument naming the property; the value of a secret (a password, a
+/// key) is never shown.
+expected<void> check_properties(const kafka_config& cfg);
+
+/// Connects to the brokers of `cfg` with its properties (TLS, SASL) and asks them for the
+/// cluster's metadata, within cfg.request_timeout. A refused handshake fails as soon as
+/// librdkafka reports it, with librdkafka's message: unauthorized when the SASL credentials
+/// or mechanism are refused, tls_failed when the broker's certificate is not trusted or the
+/// port does not speak TLS. No answer within the bound fails with broker_unavailable and the
+/// last connection error seen. Passes at once on the embedded cluster.
+expected<void> check_brokers(const kafka_config& cfg);
 
 /// librdkafka's in-process mock cluster: zero set-up, nothing durable, deterministic faults.
 /// It has no admin API and does not enforce producer fencing.

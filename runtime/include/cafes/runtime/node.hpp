@@ -111,10 +111,28 @@ struct node_config {
   /// Tests: the embedded cluster to run on (shared by several nodes of one process) instead
   /// of starting one, when no bootstrap is set.
   std::shared_ptr<embedded_cluster> embedded{};
+  /// librdkafka properties given to every Kafka client of the node (journal, snapshots,
+  /// group, directory, projections, tables): security.protocol, ssl.* and sasl.* for TLS and
+  /// SASL (docs/security.md). A key librdkafka does not know, or a bad value, fails the
+  /// start with invalid_argument naming it; so do the keys cafes sets per client itself
+  /// (bootstrap.servers, group.id, transactional.id, enable.idempotence, isolation.level, …).
+  std::map<std::string, std::string> kafka_properties{};
+  /// A file whose first line is the SASL password (sasl.password), read at start, so that
+  /// the secret is on no command line. Empty: none.
+  std::string sasl_password_file{};
+  /// Whether the node checks at start that a broker answers (with the TLS and SASL settings),
+  /// within request_timeout: a refused handshake or no answer fails the start with
+  /// unauthorized, tls_failed or broker_unavailable instead of a later timeout.
+  bool check_brokers = true;
 
   /// Adds the node's options (--bootstrap, --namespace, …, --config FILE) to a CLI11 app, so
   /// that an application can extend its own command line with them.
   void add_options(CLI::App& app);
+
+  /// Adds only the Kafka client options (--kafka-property KEY=VALUE, --security-protocol,
+  /// --ssl-ca, --ssl-certificate, --ssl-key, --sasl-mechanism, --sasl-username,
+  /// --sasl-password-file, --no-broker-check) to a CLI11 app; add_options() includes them.
+  void add_kafka_options(CLI::App& app);
 
   /// Parses the options from argv (and the INI/TOML file given with --config). Never exits
   /// the program: a bad option fails with invalid_argument and a message that names it;
@@ -178,7 +196,9 @@ class ask_awaiter;
 class node {
  public:
   /// Starts the actor system and (for Kafka storage) the Kafka clients or the embedded
-  /// cluster. Throws bad_expected_access on failure; node::start returns the error instead.
+  /// cluster. On a real broker it first checks the Kafka properties and that a broker
+  /// answers (node_config::check_brokers). Throws bad_expected_access on failure;
+  /// node::start returns the error instead.
   explicit node(node_config cfg);
   ~node();
   node(const node&) = delete;
