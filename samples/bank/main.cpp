@@ -28,43 +28,71 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   cafes::node_config node_cfg;
 
+  // The subcommands that run a node take the node's options. CLI11 2.1 reads a --config file
+  // only for the top-level app, so each is also parsed as an app of its own (below).
   bank::demo_options demo;
-  auto* demo_cmd = app.add_subcommand("demo", "run a random workload on a node and verify the invariants");
-  node_cfg.add_options(*demo_cmd);
-  demo_cmd->add_option("--accounts", demo.accounts, "accounts to open")->check(CLI::Range(2, 1'000'000));
-  demo_cmd->add_option("--commands", demo.commands, "commands of the workload")->check(CLI::Range(1, 100'000'000));
-  demo_cmd->add_option("--workers", demo.workers, "concurrent clients")->check(CLI::Range(1, 1024));
-  demo_cmd->add_option("--partitions", demo.partitions, "partitions per aggregate type")->check(CLI::Range(1, 1000));
-  demo_cmd->add_option("--snapshot-every", demo.snapshot_every, "snapshot an aggregate every N events");
-  demo_cmd->add_option("--seed", demo.seed, "seed of the workload");
-  demo_cmd->add_flag("--json", demo.json, "end with one JSON line of the results");
   std::string demo_nodes;
-  demo_cmd->add_option("--nodes", demo_nodes,
-                       "run the workload over HTTP across these running bank nodes (host:port,...) instead of "
-                       "a node of its own");
-
+  auto add_demo = [&](CLI::App& a) {
+    node_cfg.add_options(a);
+    a.add_option("--accounts", demo.accounts, "accounts to open")->check(CLI::Range(2, 1'000'000));
+    a.add_option("--commands", demo.commands, "commands of the workload")->check(CLI::Range(1, 100'000'000));
+    a.add_option("--workers", demo.workers, "concurrent clients")->check(CLI::Range(1, 1024));
+    a.add_option("--partitions", demo.partitions, "partitions per aggregate type")->check(CLI::Range(1, 1000));
+    a.add_option("--snapshot-every", demo.snapshot_every, "snapshot an aggregate every N events");
+    a.add_option("--seed", demo.seed, "seed of the workload");
+    a.add_flag("--json", demo.json, "end with one JSON line of the results");
+    a.add_option("--nodes", demo_nodes,
+                 "run the workload over HTTP across these running bank nodes (host:port,...) instead of "
+                 "a node of its own");
+  };
   bank::server_options server;
-  auto* node_cmd = app.add_subcommand("node", "run a bank node that serves HTTP on loopback");
-  node_cfg.add_options(*node_cmd);
-  node_cmd->add_option("--port", server.port, "HTTP port on 127.0.0.1 (0: pick a free one)");
-  node_cmd->add_option("--port-file", server.port_file, "write the chosen port to this file");
-  node_cmd->add_option("--partitions", server.partitions, "partitions per aggregate type")->check(CLI::Range(1, 1000));
-  node_cmd->add_option("--snapshot-every", server.snapshot_every, "snapshot an aggregate every N events");
-  node_cmd->add_option("--max-replay", server.max_replay, "bound on the events one partition replays to recover");
-  node_cmd->add_option("--standby-replicas", server.standby_replicas,
-                       "nodes that keep each partition warm for a takeover (needs --cluster or --routing)")
-    ->check(CLI::Range(0, 16));
-  node_cmd->add_option("--replication", server.replication, "replication factor of the topics it creates")
-    ->check(CLI::Range(1, 32767));
-  node_cmd->add_option("--min-insync-replicas", server.min_insync_replicas,
-                       "min.insync.replicas of the topics it creates (0: the broker's default)")
-    ->check(CLI::Range(0, 32767));
+  auto add_node = [&](CLI::App& a) {
+    node_cfg.add_options(a);
+    a.add_option("--port", server.port, "HTTP port on 127.0.0.1 (0: pick a free one)");
+    a.add_option("--port-file", server.port_file, "write the chosen port to this file");
+    a.add_option("--partitions", server.partitions, "partitions per aggregate type")->check(CLI::Range(1, 1000));
+    a.add_option("--snapshot-every", server.snapshot_every, "snapshot an aggregate every N events");
+    a.add_option("--max-replay", server.max_replay, "bound on the events one partition replays to recover");
+    a.add_option("--standby-replicas", server.standby_replicas,
+                 "nodes that keep each partition warm for a takeover (needs --cluster or --routing)")
+      ->check(CLI::Range(0, 16));
+    a.add_option("--replication", server.replication, "replication factor of the topics it creates")
+      ->check(CLI::Range(1, 32767));
+    a.add_option("--min-insync-replicas", server.min_insync_replicas,
+                 "min.insync.replicas of the topics it creates (0: the broker's default)")
+      ->check(CLI::Range(0, 32767));
+    a.add_flag("!--no-read-side", server.read_side, "run no projection (no state topic, no enrichment, no read model)");
+    a.add_option("--read-model", server.read.db, "keep the SQLite read model (balances, transfers) in this file");
+    a.add_flag("!--no-state-topic", server.read.state_topic,
+               "do not keep the account state topic (nor the enriched transfers)");
+  };
+  const char* demo_what = "run a random workload on a node and verify the invariants";
+  const char* node_what = "run a bank node that serves HTTP on loopback";
+  add_demo(*app.add_subcommand("demo", demo_what));
+  add_node(*app.add_subcommand("node", node_what));
 
-  node_cmd->add_flag("!--no-read-side", server.read_side,
-                     "run no projection (no state topic, no enrichment, no read model)");
-  node_cmd->add_option("--read-model", server.read.db, "keep the SQLite read model (balances, transfers) in this file");
-  node_cmd->add_flag("!--no-state-topic", server.read.state_topic,
-                     "do not keep the account state topic (nor the enriched transfers)");
+  const std::string first = argc > 1 ? argv[1] : "";
+  if (first == "demo" || first == "node") {
+    CLI::App sub{first == "demo" ? demo_what : node_what, std::string{"bank "} + first};
+    if (first == "demo")
+      add_demo(sub);
+    else
+      add_node(sub);
+    CLI11_PARSE(sub, argc - 1, argv + 1); // argv[1], the subcommand, stands for the program's name
+    if (first == "demo") {
+      if (!demo_nodes.empty())
+        return bank::run_cluster_demo(demo_nodes, demo);
+      auto node = cafes::node::start(node_cfg);
+      if (!node) {
+        std::fprintf(stderr, "bank: %s\n", node.error().to_string().c_str());
+        return 2;
+      }
+      return bank::run_demo(**node, demo);
+    }
+    server.read.partitions = server.partitions;
+    server.read.replication = server.replication;
+    return bank::run_server(node_cfg, server);
+  }
 
   std::string report_db;
   int report_recent = 20;
@@ -102,21 +130,6 @@ int main(int argc, char** argv) {
 
   CLI11_PARSE(app, argc, argv);
 
-  if (demo_cmd->parsed()) {
-    if (!demo_nodes.empty())
-      return bank::run_cluster_demo(demo_nodes, demo);
-    auto node = cafes::node::start(node_cfg);
-    if (!node) {
-      std::fprintf(stderr, "bank: %s\n", node.error().to_string().c_str());
-      return 2;
-    }
-    return bank::run_demo(**node, demo);
-  }
-  if (node_cmd->parsed()) {
-    server.read.partitions = server.partitions;
-    server.read.replication = server.replication;
-    return bank::run_server(node_cfg, server);
-  }
   if (report_cmd->parsed())
     return bank::print_report(report_db, report_recent, report_json);
   for (auto* c : app.get_subcommands()) {
