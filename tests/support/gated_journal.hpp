@@ -1,7 +1,6 @@
 // A journal decorator for tests: holds one command's append back until the test releases it.
 #pragma once
 
-#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -57,57 +56,6 @@ class gated_journal final : public journal {
   std::mutex mtx_;
   bool released_ = false;
   std::optional<std::pair<std::vector<event_envelope>, append_callback>> held_;
-};
-
-} // namespace cafes::test
-
-namespace cafes::test {
-
-/// A journal whose reads wait while the test holds them (close()), so that a partition's
-/// recovery stays in progress until open().
-class read_gated_journal final : public journal {
- public:
-  explicit read_gated_journal(std::shared_ptr<journal> inner) : inner_(std::move(inner)) {}
-
-  void close() {
-    std::lock_guard guard{mtx_};
-    open_ = false;
-  }
-  void open() {
-    {
-      std::lock_guard guard{mtx_};
-      open_ = true;
-    }
-    cv_.notify_all();
-  }
-  /// Reads waiting at the gate now.
-  int waiting() {
-    std::lock_guard guard{mtx_};
-    return waiting_;
-  }
-
-  void append(std::vector<event_envelope> batch, append_callback cb) override {
-    inner_->append(std::move(batch), std::move(cb));
-  }
-  expected<read_chunk> read(partition_id p, offset from, std::size_t max) override {
-    {
-      std::unique_lock lock{mtx_};
-      ++waiting_;
-      cv_.wait(lock, [&] { return open_; });
-      --waiting_;
-    }
-    return inner_->read(p, from, max);
-  }
-  expected<offset> end_offset(partition_id p) override { return inner_->end_offset(p); }
-  std::int32_t partitions() const noexcept override { return inner_->partitions(); }
-  const std::string& topic() const noexcept override { return inner_->topic(); }
-
- private:
-  std::shared_ptr<journal> inner_;
-  std::mutex mtx_;
-  std::condition_variable cv_;
-  bool open_ = true;
-  int waiting_ = 0;
 };
 
 } // namespace cafes::test

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <functional>
 #include <map>
 #include <memory>
@@ -83,6 +84,54 @@ class wrapped_journal final : public journal {
   std::atomic<std::uint64_t> appends_{0};
   std::mutex mtx_;
   std::map<std::int32_t, std::uint64_t> read_;
+};
+
+/// A journal whose reads block while it is closed: a catch-up or a recovery that stays pending
+/// until the test opens it again.
+class read_gate final : public journal {
+ public:
+  explicit read_gate(std::shared_ptr<journal> inner) : inner_(std::move(inner)) {}
+
+  void close() {
+    std::lock_guard guard{mtx_};
+    closed_ = true;
+  }
+  void open() {
+    {
+      std::lock_guard guard{mtx_};
+      closed_ = false;
+    }
+    cv_.notify_all();
+  }
+  /// Returns the reads blocked now.
+  std::size_t waiting() {
+    std::lock_guard guard{mtx_};
+    return waiting_;
+  }
+
+  void append(std::vector<event_envelope> batch, append_callback cb) override {
+    inner_->append(std::move(batch), std::move(cb));
+  }
+  expected<read_chunk> read(partition_id p, offset from, std::size_t max) override {
+    {
+      std::unique_lock lock{mtx_};
+      ++waiting_;
+      cv_.wait(lock, [this] { return !closed_; });
+      --waiting_;
+    }
+    return inner_->read(p, from, max);
+  }
+  expected<offset> end_offset(partition_id p) override { return inner_->end_offset(p); }
+  std::int32_t partitions() const noexcept override { return inner_->partitions(); }
+  const std::string& topic() const noexcept override { return inner_->topic(); }
+  codec_limits limits() const noexcept override { return inner_->limits(); }
+
+ private:
+  std::shared_ptr<journal> inner_;
+  std::mutex mtx_;
+  std::condition_variable cv_;
+  bool closed_ = false;
+  std::size_t waiting_ = 0;
 };
 
 } // namespace cafes::test

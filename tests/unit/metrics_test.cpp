@@ -19,7 +19,7 @@
 #include "account.hpp"
 #include "cafes/runtime/metrics.hpp"
 #include "cafes/runtime/node.hpp"
-#include "gated_journal.hpp"
+#include "journal_wrappers.hpp"
 #include "server.hpp"
 #include "test_env.hpp"
 #include "transfer.hpp"
@@ -182,7 +182,7 @@ TEST_CASE("metrics: a collectable added is exposed until its registration goes; 
 
 TEST_CASE("http: /ready is 503 while a partition recovers and 200 after; /health stays 200; /metrics and /stats",
           "[metrics][http]") {
-  auto gate = std::make_shared<cafes::test::read_gated_journal>(make_memory_journal("mt.account.events", 2));
+  auto gate = std::make_shared<cafes::test::read_gate>(make_memory_journal("mt.account.events", 2));
   node n{memory_config()};
   host_options o;
   o.partitions = 2;

@@ -20,6 +20,7 @@
 
 using namespace cafes;
 using namespace bank;
+using cafes::test::read_gate;
 using cafes::test::eventually;
 using cafes::test::scaled;
 
@@ -69,53 +70,6 @@ std::vector<std::uint64_t> one_to(std::uint64_t n) {
     v[i] = i + 1;
   return v;
 }
-
-/// A journal whose reads block while it is closed (a catch-up that stays pending).
-class read_gate final : public journal {
- public:
-  explicit read_gate(std::shared_ptr<journal> inner) : inner_(std::move(inner)) {}
-
-  void close() {
-    std::lock_guard guard{mtx_};
-    closed_ = true;
-  }
-  void open() {
-    {
-      std::lock_guard guard{mtx_};
-      closed_ = false;
-    }
-    cv_.notify_all();
-  }
-  /// Returns the reads blocked now.
-  std::size_t waiting() {
-    std::lock_guard guard{mtx_};
-    return waiting_;
-  }
-
-  void append(std::vector<event_envelope> batch, append_callback cb) override {
-    inner_->append(std::move(batch), std::move(cb));
-  }
-  expected<read_chunk> read(partition_id p, offset from, std::size_t max) override {
-    {
-      std::unique_lock lock{mtx_};
-      ++waiting_;
-      cv_.wait(lock, [this] { return !closed_; });
-      --waiting_;
-    }
-    return inner_->read(p, from, max);
-  }
-  expected<offset> end_offset(partition_id p) override { return inner_->end_offset(p); }
-  std::int32_t partitions() const noexcept override { return inner_->partitions(); }
-  const std::string& topic() const noexcept override { return inner_->topic(); }
-  codec_limits limits() const noexcept override { return inner_->limits(); }
-
- private:
-  std::shared_ptr<journal> inner_;
-  std::mutex mtx_;
-  std::condition_variable cv_;
-  bool closed_ = false;
-  std::size_t waiting_ = 0;
-};
 
 /// A command's reply and the aggregate incarnation that answered it.
 template <class C>
