@@ -717,8 +717,7 @@ void projection(const options& o) {
   }
 }
 
-// 10. Metrics: persist throughput with the node's durations measured and its metrics collected
-// every 100 ms, against the same node type without either, rounds alternating (medians).
+// 10. Metrics: persist throughput measured and collected every 100 ms, against --no-metrics.
 void metrics(const options& o) {
   const int rounds = o.smoke ? 1 : std::max(o.repeat, 5);
   std::unique_ptr<cafes::node> nodes[2];
